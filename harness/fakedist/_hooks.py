@@ -1,0 +1,354 @@
+"""Where collectives are seen: patched ProcessGroup methods and functional-collective ops.
+
+Why not a TorchDispatchMode over ``c10d.*``/``_c10d_functional.*``: a mode sees every aten op,
+and even a mode that ignores all but the c10d ops cost ~65 us per ``dist.all_reduce`` on the
+fake backend (boxing the ProcessGroup/Work script objects into Python), ~5x the bare call;
+a Python kernel on the ops' Autograd key measured the same and would replace torch's own
+autograd kernels of the functional ops. Instead, while a fake world is active:
+
+* every collective method of ``ProcessGroup`` (the C++ class behind the fake backend and any
+  other C++ backend) and of fakedist's ``PyProcessGroup`` is wrapped; every
+  ``torch.distributed`` collective, sync or async, ends in one of these calls;
+* the ``torch.ops._c10d_functional`` op packets (``c10d_functional`` before torch 2.3) are
+  wrapped; DTensor/TP and ``_functional_collectives`` call them from Python.
+
+Calls nested inside a recorded call (a functional op reaching PyProcessGroup through the C++
+trampoline, torch 2.13's ``all_gather_single`` reaching ``_allgather_base``) are not counted
+twice. Not seen: collectives issued from C++ (DDP's reducer on a C++ backend, compiled graphs).
+Method names are feature-detected: those a torch lacks are skipped.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor
+
+from fakedist.comms import ALIASES, CommLog
+from fakedist.faults import FaultSchedule, make_error
+
+# ProcessGroup method -> extractor kind. 2.13 renamed _allgather_base/_reduce_scatter_base/
+# alltoall_base to all_gather_single/reduce_scatter_single/all_to_all_single (old names kept).
+PG_METHODS: dict[str, str] = {
+    "allreduce": "first",
+    "allreduce_coalesced": "first",
+    "broadcast": "root_src",
+    "reduce": "root_dst",
+    "allgather": "second",
+    "allgather_coalesced": "second",
+    "_allgather_base": "second",
+    "all_gather_single": "second",
+    "allgather_into_tensor_coalesced": "second",
+    "all_gather_single_coalesced": "second",
+    "gather": "gather",
+    "scatter": "scatter",
+    "reduce_scatter": "second",
+    "_reduce_scatter_base": "second",
+    "reduce_scatter_single": "second",
+    "reduce_scatter_tensor_coalesced": "second",
+    "reduce_scatter_single_coalesced": "second",
+    "alltoall": "second",
+    "alltoall_base": "second",
+    "all_to_all_single": "second",
+    "send": "send",
+    "recv": "recv",
+    "recv_anysource": "recv",
+    "barrier": "none",
+}
+# functional op -> (extractor kind, index of its peer argument or -1)
+FUNCTIONAL_OPS: dict[str, tuple[str, int]] = {
+    "all_reduce": ("first", -1),
+    "all_reduce_": ("first", -1),
+    "all_reduce_coalesced": ("first", -1),
+    "all_reduce_coalesced_": ("first", -1),
+    "all_gather_into_tensor": ("first", -1),
+    "all_gather_into_tensor_out": ("first", -1),
+    "all_gather_into_tensor_coalesced": ("first", -1),
+    "reduce_scatter_tensor": ("first", -1),
+    "reduce_scatter_tensor_coalesced": ("first", -1),
+    "all_to_all_single": ("first", -1),
+    "broadcast": ("root_src", 1),
+    "broadcast_": ("root_src", 1),
+    "isend": ("send", 1),
+    "irecv": ("recv", 1),
+}
+FUNCTIONAL_NAMESPACES = ("_c10d_functional", "c10d_functional")  # the latter: torch < 2.3
+
+
+def _flat(x: Any, out: list[Any]) -> list[Any]:
+    if isinstance(x, (list, tuple)):
+        for y in x:
+            _flat(y, out)
+    elif isinstance(x, Tensor):
+        out.append(x)
+    return out
+
+
+def _group_name(pg: Any) -> str:
+    """The group's name, or "" where torch cannot tell it.
+
+    Before torch 2.5 a Python ProcessGroup subclass (pypg) has no name: reading
+    ``group_name`` raises RuntimeError("ProcessGroup name not set").
+    """
+    try:
+        return str(pg.group_name)
+    except (AttributeError, RuntimeError):
+        return ""
+
+
+class Recorder:
+    """The sink of the hooks while one world is active: its CommLog and FaultSchedule."""
+
+    def __init__(
+        self, log: CommLog, faults: FaultSchedule, *, record: bool, native_faults: bool
+    ) -> None:
+        self.log = log
+        self.faults = faults
+        self.record_calls = record
+        self.native_faults = native_faults  # torch's error_on_collective does the failing
+        self.depth = 0
+        self.calls = 0
+        self._groups: dict[Any, tuple[Any, str, tuple[int, ...], int]] = {}
+        self._last: tuple[Any, str, tuple[int, ...], int] = (object(), "", (), 0)
+
+    def group_info(self, group: Any) -> tuple[Any, str, tuple[int, ...], int]:
+        """(group, name, global ranks, this rank's group rank); cached per group object."""
+        key: Any = group if isinstance(group, str) else id(group)
+        info = self._groups.get(key)
+        if info is not None and (isinstance(group, str) or info[0] is group):
+            return info
+        import torch.distributed as dist
+        import torch.distributed.distributed_c10d as c10d
+
+        pg = c10d._resolve_process_group(group) if isinstance(group, str) else group
+        name = group if isinstance(group, str) else _group_name(pg)
+        ranks = tuple(dist.get_process_group_ranks(pg))
+        info = (group, name, ranks, pg.rank())
+        self._groups[key] = info
+        return info
+
+    def on_call(
+        self,
+        op: str,
+        group: Any,
+        kind: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        functional: bool,
+        peer_index: int,
+    ) -> None:
+        """Record one call and raise the fault due for it, if any."""
+        if group is self._last[0]:
+            _, name, ranks, me = self._last
+        else:
+            self._last = info = self.group_info(group)
+            _, name, ranks, me = info
+        tensors: list[Any] = []
+        src = dst = None
+        opts: Any = None
+        nbytes = 0
+        if kind == "first":
+            first = args[0] if args else kwargs.get("tensors")
+            if type(first) is list and len(first) == 1 and type(first[0]) is Tensor:
+                tensors = first  # the common case: dist.all_reduce(t)
+            else:
+                _flat(first, tensors)
+            opts = args[1] if len(args) > 1 else None
+        elif kind == "second":
+            _flat(args[1], tensors)
+            opts = args[-1] if len(args) > 2 else None
+        elif kind in ("root_src", "root_dst", "gather", "scatter"):
+            at = 2 if kind in ("gather", "scatter") else 1
+            opts = args[at] if len(args) > at else kwargs.get("opts")
+            root: int = args[peer_index] if functional else getattr(opts, "rootRank", opts)
+            if kind == "root_src":
+                src = ranks[root]
+                _flat(args[0], tensors)
+            elif kind == "scatter":
+                src = ranks[root]
+                _flat(args[1] if root == me else args[0], tensors)
+            else:
+                dst = ranks[root]
+                _flat(args[0] if kind == "root_dst" else args[1], tensors)
+        elif kind in ("send", "recv"):
+            _flat(args[0], tensors)
+            peer = args[1] if len(args) > 1 and not isinstance(args[1], str) else None
+            if peer is not None and op != "recv_anysource":
+                peer = peer if functional else ranks[peer]
+                if kind == "send":
+                    dst = peer
+                else:
+                    src = peer
+            elif op == "recv_anysource":
+                src = None
+        else:  # barrier
+            opts = kwargs.get("opts", args[0] if args else None)
+        if kind != "recv" and not (kind in ("root_src", "scatter") and src != ranks[me]):
+            nbytes = sum([t.nbytes for t in tensors])
+        canonical = ALIASES[op]
+        fault = None
+        if self.faults.faults and not self.native_faults:
+            fault = self.faults.check(canonical, name, ranks)
+        elif self.native_faults:
+            fault = "fake"
+        self.calls += 1
+        if self.record_calls:
+            self.log._raw.append(
+                (
+                    canonical,
+                    functional,
+                    name,
+                    ranks,
+                    tuple([t.shape for t in tensors]),
+                    tuple([t.dtype for t in tensors]),
+                    nbytes,
+                    src,
+                    dst,
+                    True if functional else _async_flag(opts),
+                    self.faults.step,
+                    fault,
+                )
+            )
+        if fault is not None and not self.native_faults:
+            raise make_error(fault, canonical, name, self.calls)
+
+
+def _async_flag(opts: Any) -> Any:
+    """The options object when it says ``asyncOp`` (newer torch); else the ``async_op``
+    argument of the ``torch.distributed`` function that called the ProcessGroup method
+    (torch 2.4 passes no such field), or None where neither tells."""
+    if hasattr(opts, "asyncOp"):
+        return opts
+    frame = sys._getframe(3)  # _async_flag <- on_call <- wrapper <- torch.distributed function
+    if frame.f_code.co_filename.endswith("distributed_c10d.py"):
+        value = frame.f_locals.get("async_op")
+        if isinstance(value, bool):
+            return value
+    return None
+
+
+_ACTIVE: list[Recorder] = []
+_PATCHED: list[tuple[Any, str, Any]] = []
+
+
+def _pg_wrapper(name: str, kind: str, orig: Any) -> Callable[..., Any]:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _ACTIVE or _ACTIVE[-1].depth:
+            return orig(self, *args, **kwargs)
+        rec = _ACTIVE[-1]
+        rec.on_call(name, self, kind, args, kwargs, False, -1)
+        rec.depth += 1
+        try:
+            return orig(self, *args, **kwargs)
+        finally:
+            rec.depth -= 1
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__doc__ = getattr(orig, "__doc__", None)
+    return wrapper
+
+
+class _RecordedPacket:
+    """Stands in for a functional op packet: records calls, delegates everything else."""
+
+    def __init__(self, name: str, packet: Any) -> None:
+        self._name = name
+        self._packet = packet
+        self._kind, self._peer = FUNCTIONAL_OPS[name]
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._packet, attr)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not _ACTIVE or _ACTIVE[-1].depth:
+            return self._packet(*args, **kwargs)
+        rec = _ACTIVE[-1]
+        group = kwargs["group_name"] if "group_name" in kwargs else args[-1]
+        rec.on_call(self._name, group, self._kind, args, kwargs, True, self._peer)
+        rec.depth += 1
+        try:
+            return self._packet(*args, **kwargs)
+        finally:
+            rec.depth -= 1
+
+
+def install(recorder: Recorder) -> None:
+    """Activate ``recorder``; patch the entry points on first use."""
+    _ACTIVE.append(recorder)
+    if _PATCHED:
+        return
+    import torch
+    import torch.distributed as dist
+
+    import fakedist.backends.pypg  # noqa: F401  (its class must exist before the walk)
+
+    base = dist.ProcessGroup
+    subclasses = _subclasses(base)
+    for name, kind in PG_METHODS.items():
+        orig = base.__dict__.get(name)
+        if orig is None:
+            continue
+        # A Python subclass that does not define `name` must keep seeing the C++ function:
+        # pybind's trampoline treats any Python attribute as an override, and would call the
+        # wrapper again from C++ forever. Shadow it with the original on those subclasses.
+        for sub in subclasses:
+            mro = sub.__mro__[: sub.__mro__.index(base)]
+            if not any(name in k.__dict__ for k in mro):
+                _PATCHED.append((sub, name, _MISSING))
+                setattr(sub, name, orig)
+        _PATCHED.append((base, name, orig))
+        setattr(base, name, _pg_wrapper(name, kind, orig))
+    for sub in subclasses:  # Python implementations (fakedist's pypg, users' own groups)
+        for name, kind in PG_METHODS.items():
+            own = sub.__dict__.get(name)
+            if (
+                own is not None
+                and own is not base.__dict__.get(name)
+                and callable(own)
+                and not _is_cpp(own)
+            ):
+                _PATCHED.append((sub, name, own))
+                setattr(sub, name, _pg_wrapper(name, kind, own))
+    for ns_name in FUNCTIONAL_NAMESPACES:
+        ns = getattr(torch.ops, ns_name)
+        for name in FUNCTIONAL_OPS:
+            try:
+                packet = getattr(ns, name)
+            except (AttributeError, RuntimeError):  # op absent on this torch
+                continue
+            _PATCHED.append((ns, name, packet))
+            setattr(ns, name, _RecordedPacket(name, packet))
+
+
+def uninstall(recorder: Recorder) -> None:
+    """Deactivate ``recorder``; restore the originals when no recorder is left."""
+    if recorder in _ACTIVE:
+        _ACTIVE.remove(recorder)
+    recorder._groups.clear()
+    recorder._last = (object(), "", (), 0)
+    if _ACTIVE:
+        return
+    while _PATCHED:
+        owner, name, orig = _PATCHED.pop()
+        if orig is _MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, orig)
+
+
+_MISSING = object()
+
+
+def _subclasses(cls: type) -> list[type]:
+    out: list[type] = []
+    subs: list[type] = cls.__subclasses__()
+    for sub in subs:
+        out.append(sub)
+        out.extend(_subclasses(sub))
+    return list(dict.fromkeys(out))
+
+
+def _is_cpp(obj: Any) -> bool:
+    return type(obj).__name__ in ("instancemethod", "builtin_function_or_method")

@@ -1,0 +1,171 @@
+"""``python -m fakedist matrix|doctor``: the selected torch cells, and what this machine has.
+
+``matrix`` never imports torch. ``doctor`` does, and exits 1 with the reason when something
+fakedist needs is missing. Bad input: one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from fakedist import devices
+from fakedist.matrix import (
+    Matrix,
+    MatrixError,
+    find_matrix_file,
+    github_matrix,
+    load_matrix,
+    select_cells,
+)
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m fakedist", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    mat = sub.add_parser("matrix", help="print the torch cells selected from matrix data")
+    mat.add_argument("--variant", choices=("cpu", "cuda"), help="cpu builds or CUDA builds")
+    mat.add_argument("--json", action="store_true", help='print {"include": [...]} for GitHub')
+    mat.add_argument(
+        "--file", help="matrix TOML file (default: $FAKEDIST_MATRIX, matrix/torch.toml)"
+    )
+    doc = sub.add_parser("doctor", help="torch, devices, driver and fake-backend features")
+    doc.add_argument("--file", help="matrix TOML file used for the CUDA variant choice")
+    doc.add_argument(
+        "--require-accelerator", action="store_true", help="exit 1 when torch sees no accelerator"
+    )
+    return parser
+
+
+def _load(file: str | None) -> Matrix:
+    return load_matrix(file or find_matrix_file(os.environ))
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    matrix = _load(args.file)
+    driver = devices.detect_nvidia_driver() if args.variant == "cuda" else None
+    selection = select_cells(matrix, os.environ, kind=args.variant, driver=driver)
+    for skipped in selection.skipped:
+        print(
+            f"skipped {skipped.id}: {skipped.reason}", file=sys.stderr if args.json else sys.stdout
+        )
+    if args.json:
+        print(json.dumps(github_matrix(selection.cells)))
+    else:
+        for cell in selection.cells:
+            where = cell.index_url or "installer configuration"
+            print(f"{cell.id}: {cell.requirement} python {cell.python} from {where}")
+    if not selection.cells:
+        print("fakedist matrix: no cell selected", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _feature_lines(torch: Any) -> list[tuple[str, str]]:
+    """Fake-backend features: the lead's detection plus split_group and uniform ranks."""
+    import torch.distributed as dist
+
+    from fakedist.backends import fake
+
+    feats = fake.features()
+    yes = {True: "yes", False: "no"}
+    # split_group: dist.split_group (torch >= 2.8) or ProcessGroup.split_group.
+    pg_cls = getattr(dist, "ProcessGroup", None)
+    split = hasattr(dist, "split_group") or hasattr(pg_cls, "split_group")
+    uniform = "simulate_uniform_ranks" in feats.option_names
+    return [
+        ("built-in fake backend", yes[feats.builtin]),
+        ("FakeProcessGroup", "C++ class" if feats.cpp_class else "Python class"),
+        ("FakeProcessGroup.Options", yes[feats.options]),
+        ("error_on_collective", yes[feats.error_on_collective]),
+        ("split_group", yes[split]),
+        ("simulate_uniform_ranks", yes[uniform]),
+    ]
+
+
+def _cuda_choice(torch_version: str, file: str | None, driver: devices.DriverVersion | None) -> str:
+    if driver is None:
+        return "cpu (no NVIDIA driver found)"
+    try:
+        matrix = _load(file)
+    except MatrixError as exc:
+        return f"unknown ({exc})"
+    minor = ".".join(torch_version.split("+")[0].split(".")[:2])
+    release = matrix.release(minor)
+    if release is None:
+        return f"unknown (torch {minor} is not in {matrix.path})"
+    try:
+        return devices.choose_cuda_variant(release, driver).name
+    except devices.CudaChoiceError as exc:
+        return f"none ({exc})"
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    rows: list[tuple[str, str]] = [
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+    ]
+    driver = devices.detect_nvidia_driver()
+    rows.append(("nvidia driver", str(driver) if driver else "none"))
+    try:
+        import torch
+        import torch.distributed as dist
+    except ImportError as exc:
+        _print_rows(rows)
+        print(f"fakedist doctor: torch is not importable ({exc})", file=sys.stderr)
+        return 1
+    cuda = getattr(torch.version, "cuda", None)
+    build = f"CUDA {cuda}" if cuda else "cpu"
+    rows.append(
+        ("torch", f"{torch.__version__} ({build} build) at {os.path.dirname(torch.__file__)}")
+    )
+    info = devices.accelerator_info()
+    rows.append(("devices", info.describe()))
+    rows.append(("cuda variant", _cuda_choice(torch.__version__, args.file, driver)))
+    if not dist.is_available():
+        _print_rows(rows)
+        print("fakedist doctor: torch.distributed is not available in this build", file=sys.stderr)
+        return 1
+    try:
+        rows += [(f"fake: {k}", v) for k, v in _feature_lines(torch)]
+    except ImportError as exc:
+        _print_rows(rows)
+        print(f"fakedist doctor: torch has no fake process group ({exc})", file=sys.stderr)
+        return 1
+    rows.append(("backends", ", ".join(dist.Backend.backend_list)))
+    _print_rows(rows)
+    if args.require_accelerator and info.count == 0:
+        print(
+            f"fakedist doctor: torch {torch.__version__} ({build} build) sees no accelerator"
+            f" (nvidia driver: {driver or 'none'})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _print_rows(rows: Sequence[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key + ':':<{width + 1}} {value}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m fakedist`` and the ``fakedist`` script."""
+    args = _parser().parse_args(argv)
+    try:
+        return _matrix(args) if args.command == "matrix" else _doctor(args)
+    except MatrixError as exc:
+        print(f"fakedist {args.command}: {exc}", file=sys.stderr)
+        return 2

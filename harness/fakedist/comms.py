@@ -1,0 +1,302 @@
+"""CommLog: what a simulated rank sent, one record per collective, on every backend.
+
+Records are made by :mod:`fakedist._hooks` (patched ``ProcessGroup`` methods and functional
+collective ops; see that module for why not a TorchDispatchMode). This module holds the record
+type, the op-name normalisation and the query/assertion API exposed as ``world.comms``.
+
+``bytes`` is the payload this rank hands to the collective, not the wire traffic (which depends
+on the algorithm): all_reduce, reduce, all_gather*, gather, reduce_scatter*, all_to_all*: the
+input tensors; broadcast and scatter: the tensors on the source rank, 0 elsewhere; send: the
+tensor; recv and barrier: 0.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Python API names, ProcessGroup method names, c10d op names and functional op names -> one op.
+ALIASES: dict[str, str] = {
+    "all_reduce": "all_reduce",
+    "allreduce": "all_reduce",
+    "allreduce_": "all_reduce",
+    "all_reduce_": "all_reduce",
+    "all_reduce_coalesced": "all_reduce_coalesced",
+    "allreduce_coalesced": "all_reduce_coalesced",
+    "allreduce_coalesced_": "all_reduce_coalesced",
+    "all_reduce_coalesced_": "all_reduce_coalesced",
+    "broadcast": "broadcast",
+    "broadcast_": "broadcast",
+    "reduce": "reduce",
+    "reduce_": "reduce",
+    "all_gather": "all_gather",
+    "allgather": "all_gather",
+    "allgather_": "all_gather",
+    "all_gather_coalesced": "all_gather_coalesced",
+    "allgather_coalesced": "all_gather_coalesced",
+    "allgather_coalesced_": "all_gather_coalesced",
+    "all_gather_into_tensor": "all_gather_into_tensor",
+    "all_gather_single": "all_gather_into_tensor",  # torch 2.13 name
+    "_allgather_base": "all_gather_into_tensor",
+    "_allgather_base_": "all_gather_into_tensor",
+    "_all_gather_base": "all_gather_into_tensor",
+    "all_gather_into_tensor_out": "all_gather_into_tensor",
+    "all_gather_into_tensor_coalesced": "all_gather_into_tensor_coalesced",
+    "allgather_into_tensor_coalesced": "all_gather_into_tensor_coalesced",
+    "allgather_into_tensor_coalesced_": "all_gather_into_tensor_coalesced",
+    "all_gather_single_coalesced": "all_gather_into_tensor_coalesced",
+    "gather": "gather",
+    "gather_": "gather",
+    "scatter": "scatter",
+    "scatter_": "scatter",
+    "reduce_scatter": "reduce_scatter",
+    "reduce_scatter_": "reduce_scatter",
+    "reduce_scatter_tensor": "reduce_scatter_tensor",
+    "reduce_scatter_single": "reduce_scatter_tensor",  # torch 2.13 name
+    "_reduce_scatter_base": "reduce_scatter_tensor",
+    "_reduce_scatter_base_": "reduce_scatter_tensor",
+    "reduce_scatter_tensor_coalesced": "reduce_scatter_tensor_coalesced",
+    "reduce_scatter_tensor_coalesced_": "reduce_scatter_tensor_coalesced",
+    "reduce_scatter_single_coalesced": "reduce_scatter_tensor_coalesced",
+    "all_to_all": "all_to_all",
+    "alltoall": "all_to_all",
+    "alltoall_": "all_to_all",
+    "all_to_all_single": "all_to_all_single",
+    "alltoall_base": "all_to_all_single",
+    "alltoall_base_": "all_to_all_single",
+    "send": "send",
+    "isend": "send",
+    "recv": "recv",
+    "irecv": "recv",
+    "recv_": "recv",
+    "recv_anysource": "recv",
+    "recv_any_source_": "recv",
+    "barrier": "barrier",
+}
+OPS: tuple[str, ...] = tuple(sorted(set(ALIASES.values())))
+
+
+def normalise_op(name: str) -> str:
+    """The canonical op for any of its names (``allreduce_`` -> ``all_reduce``).
+
+    Raises ValueError naming an unknown op and listing the known ones.
+    """
+    base = name.removeprefix("torch.ops.").removesuffix(".default")
+    if base.startswith(("c10d.", "_c10d_functional.", "c10d_functional.")):
+        base = base.split(".", 1)[1]
+    try:
+        return ALIASES[base]
+    except KeyError:
+        raise ValueError(f"unknown collective op {name!r}; known ops: {', '.join(OPS)}") from None
+
+
+@dataclass(frozen=True)
+class CommRecord:
+    """One collective call made by this rank."""
+
+    index: int  # position in the log, from 0
+    op: str  # canonical op name (see OPS)
+    functional: bool  # made through a functional collective (_c10d_functional.*)
+    group_name: str  # the process group's name ("0" for the default group on recent torch)
+    group_ranks: tuple[int, ...]  # global ranks of the group, in group-rank order
+    shapes: tuple[tuple[int, ...], ...]  # shapes of the tensors recorded for the op
+    dtypes: tuple[str, ...]  # their dtypes, e.g. "torch.float32"
+    bytes: int  # payload handed to the collective by this rank (see module docstring)
+    src: int | None = None  # global source rank of broadcast/scatter/recv
+    dst: int | None = None  # global destination rank of reduce/gather/send
+    async_op: bool | None = None  # True: returned work/an async tensor; None: torch did not say
+    step: int = 0  # value of world.step() counter when the call was made
+    fault: str | None = None  # error kind injected into this call, if any
+
+    @property
+    def group_size(self) -> int:
+        return len(self.group_ranks)
+
+    def row(self) -> list[str]:
+        peer = f"src={self.src}" if self.src is not None else ""
+        if self.dst is not None:
+            peer = f"dst={self.dst}"
+        shapes = ", ".join("x".join(map(str, s)) or "scalar" for s in self.shapes)
+        dtypes = ",".join(sorted({d.removeprefix("torch.") for d in self.dtypes}))
+        flags = "".join(
+            (
+                ("F" if self.functional else ""),
+                ("A" if self.async_op else ""),
+                (f" !{self.fault}" if self.fault else ""),
+            )
+        )
+        return [
+            str(self.index),
+            self.op,
+            f"{self.group_name}({self.group_size})",
+            shapes,
+            dtypes,
+            str(self.bytes),
+            peer,
+            flags,
+        ]
+
+
+GroupFilter = Any  # a ProcessGroup, a ranks sequence, a group name, (DeviceMesh, dim) or None
+
+
+class CommLog:
+    """The collectives one rank made, in order; ``world.comms``."""
+
+    def __init__(self) -> None:
+        self._records: list[CommRecord] = []
+        self._raw: list[tuple[Any, ...]] = []  # appended by the hooks; see records
+
+    @property
+    def records(self) -> list[CommRecord]:
+        """Every record, in call order (raw tuples from the hot path are converted here)."""
+        if self._raw:
+            start = len(self._records)
+            self._records.extend(_materialise(start + i, raw) for i, raw in enumerate(self._raw))
+            self._raw.clear()
+        return self._records
+
+    # -- collection ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._records) + len(self._raw)
+
+    def __iter__(self) -> Iterator[CommRecord]:
+        return iter(self.records)
+
+    def __getitem__(self, index: int) -> CommRecord:
+        return self.records[index]
+
+    def clear(self) -> None:
+        """Forget everything recorded so far (e.g. after model setup)."""
+        self._records.clear()
+        self._raw.clear()
+
+    # -- queries ---------------------------------------------------------------------------
+    def filter(
+        self, op: str | None = None, group: GroupFilter = None, functional: bool | None = None
+    ) -> list[CommRecord]:
+        """Records of ``op`` (any alias) on ``group``, optionally only (non-)functional ones."""
+        want = normalise_op(op) if op is not None else None
+        ranks = resolve_group_filter(group) if group is not None else None
+        return [
+            r
+            for r in self.records
+            if (want is None or r.op == want)
+            and (ranks is None or r.group_ranks == ranks or r.group_name == ranks)
+            and (functional is None or r.functional == functional)
+        ]
+
+    def count(self, op: str | None = None, group: GroupFilter = None) -> int:
+        """How many calls of ``op`` (all ops when None) on ``group`` (any when None)."""
+        return len(self.filter(op, group))
+
+    def bytes(self, op: str | None = None, group: GroupFilter = None) -> int:
+        """Total bytes this rank handed to ``op`` on ``group``."""
+        return sum(r.bytes for r in self.filter(op, group))
+
+    def ops(self, group: GroupFilter = None) -> list[str]:
+        """Canonical op names in call order."""
+        return [r.op for r in self.filter(None, group)]
+
+    def groups(self) -> dict[str, tuple[int, ...]]:
+        """Every group seen: name -> global ranks."""
+        return {r.group_name: r.group_ranks for r in self.records}
+
+    # -- assertions ------------------------------------------------------------------------
+    def assert_count(self, op: str, n: int, group: GroupFilter = None) -> None:
+        """AssertionError (with the recorded ops) unless ``op`` was called exactly ``n`` times."""
+        got = self.count(op, group)
+        if got != n:
+            where = f" on group {group!r}" if group is not None else ""
+            raise AssertionError(
+                f"expected {n} call(s) of {normalise_op(op)}{where}, recorded {got}\n{self}"
+            )
+
+    def assert_sequence(self, expected: Sequence[str], group: GroupFilter = None) -> None:
+        """AssertionError unless the recorded ops are exactly ``expected`` (aliases allowed).
+
+        The message shows the expected and the recorded sequence side by side.
+        """
+        want = [normalise_op(op) for op in expected]
+        got = self.ops(group)
+        if want != got:
+            raise AssertionError("collective sequence differs\n" + side_by_side(want, got))
+
+    # -- output ----------------------------------------------------------------------------
+    def to_json(self) -> str:
+        """JSON: ``{"groups": {name: ranks}, "calls": [record without its ranks, ...]}``."""
+        calls = []
+        for r in self.records:
+            d = asdict(r)
+            del d["group_ranks"]
+            d["group_size"] = r.group_size
+            calls.append(d)
+        groups = {name: list(ranks) for name, ranks in self.groups().items()}
+        return json.dumps({"groups": groups, "calls": calls})
+
+    def dump(self, path: str) -> None:
+        """Write :meth:`to_json` to ``path``."""
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json())
+
+    def __str__(self) -> str:
+        head = ["#", "op", "group(size)", "shapes", "dtype", "bytes", "peer", "flags"]
+        return table([head] + [r.row() for r in self.records]) + (
+            "\nflags: F functional, A async, !kind injected fault" if self.records else ""
+        )
+
+    def __repr__(self) -> str:
+        return f"<CommLog {len(self.records)} calls>"
+
+
+def _materialise(index: int, raw: tuple[Any, ...]) -> CommRecord:
+    """A record from the hot path's tuple: sizes -> tuples, dtypes -> str, opts -> async flag."""
+    op, functional, name, ranks, shapes, dtypes, nbytes, src, dst, opts, step, fault = raw
+    async_op = opts if isinstance(opts, bool) else getattr(opts, "asyncOp", None)
+    return CommRecord(
+        index,
+        op,
+        functional,
+        name,
+        ranks,
+        tuple(tuple(s) for s in shapes),
+        tuple(str(d) for d in dtypes),
+        nbytes,
+        src,
+        dst,
+        async_op,
+        step,
+        fault,
+    )
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def side_by_side(expected: list[str], recorded: list[str]) -> str:
+    n = max(len(expected), len(recorded))
+    rows = [["#", "expected", "recorded", ""]]
+    for i in range(n):
+        e = expected[i] if i < len(expected) else "-"
+        g = recorded[i] if i < len(recorded) else "-"
+        rows.append([str(i), e, g, "" if e == g else "<-- differs"])
+    return table(rows)
+
+
+def resolve_group_filter(group: GroupFilter) -> tuple[int, ...] | str:
+    """A ranks tuple (or a group name) for a ProcessGroup, ranks, name or (mesh, dim)."""
+    if isinstance(group, str):
+        return group
+    if isinstance(group, tuple) and len(group) == 2 and hasattr(group[0], "get_group"):
+        group = group[0].get_group(group[1])  # (DeviceMesh, dim or dim name)
+    if isinstance(group, Iterable):
+        return tuple(int(r) for r in group)
+    import torch.distributed as dist
+
+    if hasattr(group, "get_group"):  # a 1-D DeviceMesh
+        group = group.get_group()
+    return tuple(dist.get_process_group_ranks(group))

@@ -1,0 +1,234 @@
+"""Fault schedules: make chosen collectives fail (or stall), deterministically, on every torch.
+
+A schedule is a list of specs (dicts, from ``fake_world(faults=[...])``, the ``fake_world``
+marker or the ``FAKEDIST_FAULTS`` environment variable as JSON). Keys:
+
+``op``          canonical op or alias (see :data:`fakedist.comms.OPS`), or ``"*"`` for any op
+``nth``         fail the nth matching call only (1-based; default 1 unless ``every``)
+``every``       fail every matching call
+``group``       only calls on this group: global ranks (list) or a group name
+``after_step``  only calls made once ``world.step()`` has been called this many times
+``error``       ``"fake"`` (RuntimeError as torch's fake backend raises), ``"backend"``
+                (``DistBackendError``), ``"timeout"`` (:class:`CollectiveTimeout`) or ``"none"``
+``delay``       seconds to sleep before the call (alone, with ``error="none"``: a slow call)
+
+Matching calls are counted per spec, so ``{"op": "all_gather", "nth": 2}`` fails exactly the
+second all_gather. A schedule of one ``{"op": "*", "every": true}`` spec on the ``fake`` backend
+uses torch's own ``error_on_collective`` where torch has it (2.10+); everything else goes
+through fakedist's hooks (:mod:`fakedist._hooks`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fakedist.comms import normalise_op
+
+ENV_VAR = "FAKEDIST_FAULTS"
+KEYS = ("op", "nth", "every", "group", "after_step", "error", "delay")
+ERRORS = ("fake", "backend", "timeout", "none")
+FAKE_MESSAGE = "FakeProcessGroup collective operation error"  # torch's fake backend's text
+
+
+def _dist_error_base() -> type[Exception]:
+    """``torch.distributed.DistError`` (torch 2.1+), else RuntimeError."""
+    try:
+        import torch.distributed as dist
+
+        base: type[Exception] = getattr(dist, "DistError", RuntimeError)
+        return base
+    except ImportError:  # pragma: no cover - torch is always there when faults fire
+        return RuntimeError
+
+
+class CollectiveTimeout(_dist_error_base(), TimeoutError):  # type: ignore[misc]
+    """An injected timeout: a ``DistError`` (where torch has it) and a ``TimeoutError``."""
+
+
+def _backend_error_class() -> type[Exception]:
+    import torch.distributed as dist
+
+    # DistBackendError appeared in torch 2.1 (older releases raised plain RuntimeError).
+    cls: type[Exception] = getattr(dist, "DistBackendError", RuntimeError)
+    return cls
+
+
+@dataclass
+class Fault:
+    """One validated spec and its per-spec call counter."""
+
+    op: str  # canonical op, or "*"
+    nth: int | None
+    every: bool
+    group: tuple[int, ...] | str | None
+    after_step: int
+    error: str
+    delay: float
+    seen: int = 0  # matching calls so far
+    fired: int = 0  # times this fault fired
+
+    def matches(self, op: str, group_name: str, ranks: tuple[int, ...], step: int) -> bool:
+        if self.op != "*" and self.op != op:
+            return False
+        if self.group is not None and self.group != ranks and self.group != group_name:
+            return False
+        return step >= self.after_step
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": self.op}
+        if self.every:
+            out["every"] = True
+        else:
+            out["nth"] = self.nth
+        if self.group is not None:
+            out["group"] = list(self.group) if isinstance(self.group, tuple) else self.group
+        if self.after_step:
+            out["after_step"] = self.after_step
+        out["error"] = self.error
+        if self.delay:
+            out["delay"] = self.delay
+        return out
+
+
+def _int(spec: dict[str, Any], key: str, minimum: int) -> int | None:
+    value = spec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"fault spec {spec!r}: {key} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def parse_fault(spec: Any, world_size: int | None = None) -> Fault:
+    """Validate one spec; ValueError names the bad key or value."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"fault spec must be a dict, got {spec!r}")
+    unknown = [k for k in spec if k not in KEYS]
+    if unknown:
+        raise ValueError(
+            f"fault spec {spec!r}: unknown key {unknown[0]!r}; keys: {', '.join(KEYS)}"
+        )
+    if "op" not in spec:
+        raise ValueError(f"fault spec {spec!r}: 'op' is required")
+    op = spec["op"]
+    if not isinstance(op, str):
+        raise ValueError(f"fault spec {spec!r}: op must be a string, got {op!r}")
+    op = "*" if op == "*" else normalise_op(op)
+    nth = _int(spec, "nth", 1)
+    after_step = _int(spec, "after_step", 0) or 0
+    every = spec.get("every", False)
+    if not isinstance(every, bool):
+        raise ValueError(f"fault spec {spec!r}: every must be true or false, got {every!r}")
+    if every and nth is not None:
+        raise ValueError(f"fault spec {spec!r}: give nth or every=true, not both")
+    if "every" in spec and not every and nth is None:
+        raise ValueError(f"fault spec {spec!r}: every=false without nth can never fire")
+    error = spec.get("error", "fake")
+    if error not in ERRORS:
+        raise ValueError(
+            f"fault spec {spec!r}: unknown error {error!r}; errors: {', '.join(ERRORS)}"
+        )
+    delay = spec.get("delay", 0)
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+        raise ValueError(f"fault spec {spec!r}: delay must be seconds >= 0, got {delay!r}")
+    if error == "none" and not delay:
+        raise ValueError(f"fault spec {spec!r}: error='none' without a delay does nothing")
+    group = _parse_group(spec, world_size)
+    return Fault(op, None if every else (nth or 1), every, group, after_step, error, float(delay))
+
+
+def _parse_group(spec: dict[str, Any], world_size: int | None) -> tuple[int, ...] | str | None:
+    group = spec.get("group")
+    if group is None or isinstance(group, str):
+        return group
+    if (
+        not isinstance(group, (list, tuple))
+        or not group
+        or not all(isinstance(r, int) and not isinstance(r, bool) for r in group)
+    ):
+        raise ValueError(
+            f"fault spec {spec!r}: group must be a list of ranks or a name, got {group!r}"
+        )
+    ranks = tuple(group)
+    if len(set(ranks)) != len(ranks):
+        raise ValueError(f"fault spec {spec!r}: group {list(ranks)} repeats a rank")
+    if world_size is not None:
+        bad = [r for r in ranks if not 0 <= r < world_size]
+        if bad:
+            raise ValueError(
+                f"fault spec {spec!r}: group rank {bad[0]} is outside [0, {world_size}), "
+                "so it can never fire"
+            )
+    return ranks
+
+
+def faults_from_env(environ: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Specs from ``FAKEDIST_FAULTS`` (a JSON list, or one JSON object); [] when unset."""
+    raw = (os.environ if environ is None else environ).get(ENV_VAR, "").strip()
+    if not raw:
+        return []
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{ENV_VAR} is not valid JSON ({exc}): {raw!r}") from None
+    specs = data if isinstance(data, list) else [data]
+    return [dict(s) if isinstance(s, dict) else s for s in specs]
+
+
+class FaultSchedule:
+    """The faults of one world; consulted by the hooks before every collective."""
+
+    def __init__(self, specs: Sequence[Any] = (), world_size: int | None = None) -> None:
+        if isinstance(specs, (dict, str)):
+            raise ValueError(f"faults must be a list of specs, got {specs!r}")
+        self.faults = [parse_fault(s, world_size) for s in specs]
+        self.step = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.faults)
+
+    def __repr__(self) -> str:
+        return f"FaultSchedule({[f.as_dict() for f in self.faults]!r})"
+
+    def native_every(self) -> bool:
+        """True when torch's ``error_on_collective`` expresses this schedule exactly."""
+        if len(self.faults) != 1:
+            return False
+        f = self.faults[0]
+        return (
+            f.op == "*"
+            and f.every
+            and f.group is None
+            and not f.after_step
+            and f.error == "fake"
+            and not f.delay
+        )
+
+    def check(self, op: str, group_name: str, ranks: tuple[int, ...]) -> str | None:
+        """Count this call against every spec; sleep/raise as due. Returns the error kind fired."""
+        for f in self.faults:
+            if not f.matches(op, group_name, ranks, self.step):
+                continue
+            f.seen += 1
+            if f.every or f.seen == f.nth:
+                f.fired += 1
+                if f.delay:
+                    time.sleep(f.delay)
+                if f.error != "none":
+                    return f.error
+        return None
+
+
+def make_error(kind: str, op: str, group_name: str, call: int) -> Exception:
+    """The exception for an injected fault of ``kind`` on ``op``."""
+    where = f"{op} on group {group_name!r} (call #{call} of this rank)"
+    if kind == "fake":
+        return RuntimeError(f"{FAKE_MESSAGE} (injected by fakedist: {where})")
+    if kind == "backend":
+        return _backend_error_class()(f"injected backend error by fakedist: {where}")
+    return CollectiveTimeout(f"{op} timed out (injected by fakedist: {where})")

@@ -1,0 +1,12 @@
+"""Shared fixtures for the conformance suite (the ``fake_world`` fixture comes from fakedist)."""
+
+from __future__ import annotations
+
+import pytest
+from _semantics import FakeSemantics, probe
+
+
+@pytest.fixture(scope="session")
+def fake_semantics() -> FakeSemantics:
+    """The fake backend's data semantics on this torch, probed once per session (worker)."""
+    return probe()

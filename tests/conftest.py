@@ -1,0 +1,3 @@
+"""Shared pytest configuration for fakedist's own tests."""
+
+pytest_plugins = ("pytester",)
