@@ -247,6 +247,7 @@ def _pg_wrapper(name: str, kind: str, orig: Any) -> Callable[..., Any]:
 
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__doc__ = getattr(orig, "__doc__", None)
+    wrapper.__fakedist_hook__ = True  # type: ignore[attr-defined]  # for the leak check
     return wrapper
 
 
@@ -328,8 +329,18 @@ def uninstall(recorder: Recorder) -> None:
         _ACTIVE.remove(recorder)
     recorder._groups.clear()
     recorder._last = (object(), "", (), 0)
-    if _ACTIVE:
-        return
+    if not _ACTIVE:
+        _restore()
+
+
+def reset() -> None:
+    """Deactivate every recorder and restore every original (the plugin's leak check)."""
+    for recorder in list(_ACTIVE):
+        uninstall(recorder)
+    _restore()
+
+
+def _restore() -> None:
     while _PATCHED:
         owner, name, orig = _PATCHED.pop()
         if orig is _MISSING:

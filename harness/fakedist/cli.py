@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -26,9 +27,13 @@ from fakedist.matrix import (
 
 __all__ = ["main"]
 
+_CHOICES = re.compile(r"\(choose from [^)]*\)")
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        # argparse quotes choices on some Pythons only (3.12.8+): one form everywhere.
+        message = _CHOICES.sub(lambda m: m[0].replace("'", ""), message)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -143,7 +148,10 @@ def _doctor(args: argparse.Namespace) -> int:
         _print_rows(rows)
         print(f"fakedist doctor: torch has no fake process group ({exc})", file=sys.stderr)
         return 1
-    rows.append(("backends", ", ".join(dist.Backend.backend_list)))
+    from fakedist.backends import register_backends
+
+    rows.append(("fakedist backends", ", ".join(register_backends())))
+    rows.append(("torch backends", ", ".join(dist.Backend.backend_list)))
     _print_rows(rows)
     if args.require_accelerator and info.count == 0:
         print(

@@ -35,6 +35,18 @@ def test_error_on_collective(fake_world, op: str) -> None:
     assert str(info.value).startswith(ERROR_MESSAGE)
 
 
+@pytest.mark.parametrize("op", list(COLLECTIVES))
+@pytest.mark.fake_world(world_size=2, rank=0, faults=[{"op": "*", "every": True}])
+def test_every_collective_fails_on_every_torch(fake_world, op: str) -> None:
+    """The same failure through a fault schedule: torch's own error_on_collective where it
+    exists (2.10+), fakedist's hooks before that, with the message torch's backend raises."""
+    with pytest.raises(RuntimeError) as info:
+        COLLECTIVES[op]()
+    assert str(info.value).startswith(ERROR_MESSAGE)
+    assert fake_world.faults.native_every() is True
+    assert [r.fault for r in fake_world.comms] == ["fake"]
+
+
 @NEEDS_ERROR_ON_COLLECTIVE
 @pytest.mark.fake_world(world_size=2, rank=0, error_on_collective=False)
 def test_error_on_collective_false_runs_collectives(fake_world) -> None:

@@ -195,7 +195,8 @@ def test_doctor_reports_torch_devices_and_fake_features() -> None:
     import torch.distributed as dist
 
     assert fake["split_group"].strip() == ("yes" if hasattr(dist, "split_group") else "no")
-    assert "fake" in rows["backends"].split(", ")
+    assert rows["fakedist backends"] == "fake, mock_process_group, pypg"
+    assert {"fake", "pypg"} <= set(rows["torch backends"].split(", "))
     if devices.detect_nvidia_driver() is None:
         assert rows["nvidia driver"] == "none"
         assert rows["cuda variant"] == "cpu (no NVIDIA driver found)"

@@ -69,11 +69,13 @@ class PgWork(dist._Work):  # type: ignore[misc]
 
 def _future_work(result: Any) -> Any:
     """Work wrapped from a completed Future (C++ FutureWrappingWork)."""
-    from torch._C._distributed_c10d import _create_work_from_future  # type: ignore[attr-defined]
+    import torch._C._distributed_c10d as c10d_c
 
+    # Not in torch's type stubs; without torch installed (the lint env) the ignore is unused.
+    create = c10d_c._create_work_from_future  # type: ignore[attr-defined,unused-ignore]
     fut: torch.futures.Future[Any] = torch.futures.Future()
     fut.set_result(result)
-    return _create_work_from_future(fut)
+    return create(fut)
 
 
 def _shapes(*groups: Any) -> tuple[tuple[int, ...], ...]:
