@@ -216,17 +216,18 @@ class Recorder:
 
 
 def _async_flag(opts: Any) -> Any:
-    """The options object when it says ``asyncOp`` (newer torch); else the ``async_op``
-    argument of the ``torch.distributed`` function that called the ProcessGroup method
-    (torch 2.4 passes no such field), or None where neither tells."""
-    if hasattr(opts, "asyncOp"):
-        return opts
+    """The ``async_op`` argument of the ``torch.distributed`` function that called the
+    ProcessGroup method; else the options object (its ``asyncOp`` is read later), or None.
+
+    The caller's argument comes first: torch 2.4 has ``ReduceScatterOptions.asyncOp`` but
+    leaves it at its default (True) for synchronous calls.
+    """
     frame = sys._getframe(3)  # _async_flag <- on_call <- wrapper <- torch.distributed function
     if frame.f_code.co_filename.endswith("distributed_c10d.py"):
         value = frame.f_locals.get("async_op")
         if isinstance(value, bool):
             return value
-    return None
+    return opts if hasattr(opts, "asyncOp") else None
 
 
 _ACTIVE: list[Recorder] = []
