@@ -6,9 +6,11 @@ FAKEDIST_CUDA and FAKEDIST_WHEELHOUSE (see matrix/README.md). Posargs go to pyte
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -26,10 +28,14 @@ PYTHON = os.environ.get(matrix.ENV_PYTHON) or None  # None: the interpreter runn
 TEST_PATHS = ("tests/conformance", "tests/unit")
 HARNESS_TESTS = tuple(
     f"tests/unit/test_{m}.py"
-    for m in ("matrix", "devices", "install", "cli", "action_inputs", "action_report", "action_run")
+    for m in (
+        *("matrix", "devices", "install", "cli", "attack_surface"),
+        *("action_inputs", "action_report", "action_run"),
+    )
 )
 # Set by the GitHub Action (FAKEDIST_PROJECT & co.): the user project to install and test.
 PROJECT = user_project.from_env(os.environ)
+SHUFFLE_SEEDS = (1, 20240607, 987654321)  # fixed: a failure names a seed that reproduces it
 LINT_TOOLS = ("ruff==0.17.6", "mypy==2.4.1", "pytest==9.2.0")
 
 
@@ -68,26 +74,36 @@ def _install_tools(session: nox.Session, *requirements: str) -> None:
 
 
 def _install_cell(session: nox.Session, cell: matrix.Cell) -> None:
-    """torch for the cell, then test deps under a torch constraint, then fakedist --no-deps."""
+    """torch for the cell, then test deps under a torch constraint, then fakedist --no-deps.
+
+    A marker written after the last step lets -R/--no-install skip only complete installs.
+    """
     kind, python, sources = _installer(session), _python(session), _sources()
+    env_dir = Path(session.virtualenv.location)
+    stamp = install.installed_stamp(cell, PROJECT.install_specs() if PROJECT else ())
+    run_install: Any = session.run_install
+    if session.run_install("python", "-c", "", silent=True) is None:  # -R / --no-install
+        if install.is_installed(env_dir, stamp):
+            return
+        session.warn(install.incomplete_message(env_dir, stamp))
+        run_install = functools.partial(session.run, external=True)
+    (env_dir / install.INSTALLED_MARKER).unlink(missing_ok=True)
     try:
-        session.run_install(*install.torch_install_argv(cell, kind, python, sources))
+        run_install(*install.torch_install_argv(cell, kind, python, sources))
     except nox.command.CommandFailed:
         session.error(install.install_failure_message(cell, kind))
-    version = session.run_install("python", "-c", install.TORCH_VERSION_SNIPPET, silent=True)
-    if not isinstance(version, str):  # --no-install on a reused environment
-        return
+    version = run_install("python", "-c", install.TORCH_VERSION_SNIPPET, silent=True)
     constraint = Path(session.create_tmp()) / "torch-constraint.txt"
     constraint.write_text(install.constraints_text(version), encoding="utf-8")
     deps = ("-r", "requirements/test.txt")
     deps_argv = install.deps_install_argv(
         kind, python, deps, sources, constraints_file=str(constraint), wheelhouse=cell.wheelhouse
     )
-    session.run_install(*deps_argv)
+    run_install(*deps_argv)
     own = install.fakedist_install_argv(
         kind, python, str(ROOT), sources, wheelhouse=cell.wheelhouse
     )
-    session.run_install(*own)
+    run_install(*own)
     if PROJECT is not None and PROJECT.install:
         user = install.deps_install_argv(
             kind,
@@ -97,7 +113,8 @@ def _install_cell(session: nox.Session, cell: matrix.Cell) -> None:
             constraints_file=str(constraint),
             wheelhouse=cell.wheelhouse,
         )
-        session.run_install(*user)
+        run_install(*user)
+    (env_dir / install.INSTALLED_MARKER).write_text(stamp, encoding="utf-8")
 
 
 def _pytest(session: nox.Session, cell: matrix.Cell) -> None:
@@ -131,6 +148,20 @@ def tests_cpu(session: nox.Session, cell: matrix.Cell | None) -> None:
         session.warn(f"skipped cell {skipped.id}: {skipped.reason}")
     _install_cell(session, cell)
     _pytest(session, cell)
+
+
+@nox.session(name="tests-shuffled", python=PYTHON, default=False)
+def tests_shuffled(session: nox.Session) -> None:
+    """Isolation: conformance in 3 random orders (pytest-randomly), everything on 2 workers."""
+    if not CPU_CELLS:
+        session.error(CPU_ERROR)
+    _install_cell(session, CPU_CELLS[0])
+    for seed in SHUFFLE_SEEDS:
+        session.run(
+            "python", "-m", "pytest", "tests/conformance", "-p", "randomly",
+            f"--randomly-seed={seed}", *session.posargs,
+        )  # fmt: skip
+    session.run("python", "-m", "pytest", *TEST_PATHS, "-n", "2", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -192,12 +223,14 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def ci(session: nox.Session) -> None:
-    """What CI runs: lint, each selected tests-cpu cell, coverage, the Action's self-test."""
+    """What CI runs: linters, each tests-cpu cell, shuffled/xdist runs, coverage, Action test."""
     if not CPU_CELLS:
         session.error(CPU_ERROR)
     session.notify("lint")
+    session.notify("action-lint")
     for cell in CPU_CELLS:
         session.notify(f"tests-cpu({cell.id})")
+    session.notify("tests-shuffled")
     session.notify("coverage")
     session.notify("action-selftest")
 
@@ -215,3 +248,14 @@ def action_lint(session: nox.Session) -> None:
     _install_tools(session, "-r", "requirements/action-lint.txt")
     session.run("zizmor", "--offline", "--pedantic", "action.yml", ".github/workflows/")
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-actions", "action.yml")
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """fakedist vs built-in fake, gloo, bare pytest, pip: bench/results/<date>.{json,md,png}."""
+    if not CPU_CELLS:
+        session.error(CPU_ERROR)
+    _install_cell(session, CPU_CELLS[0])
+    _install_tools(session, "matplotlib")
+    own = ("--label", "nox -s bench", "--nox-python", sys.executable)  # nox runs nested
+    session.run("python", "-m", "bench.run", *own, *session.posargs)

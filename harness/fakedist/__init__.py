@@ -7,8 +7,13 @@ fixture, ``accelerator`` marker) loaded automatically once fakedist is installed
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from fakedist.backends import BACKENDS, register_backends
-from fakedist.world import World, current_world, fake_world, with_fake_comms
+
+if TYPE_CHECKING:
+    from fakedist.world import World, current_world, fake_world, with_fake_comms
 
 __version__ = "0.1.0"
 
@@ -21,3 +26,11 @@ __all__ = [
     "register_backends",
     "with_fake_comms",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the world API (and so torch) on first use: ``python -m fakedist matrix``, nox
+    and the Action's input validation import fakedist without paying for torch."""
+    if name in ("World", "current_world", "fake_world", "with_fake_comms"):
+        return getattr(importlib.import_module("fakedist.world"), name)
+    raise AttributeError(f"module 'fakedist' has no attribute {name!r}")

@@ -13,11 +13,13 @@ import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from fakedist.matrix import ENV_INDEX, ENV_WHEELHOUSE, Cell
 
 __all__ = [
+    "INSTALLED_MARKER",
     "TORCH_VERSION_SNIPPET",
     "IndexSettings",
     "Installer",
@@ -25,7 +27,10 @@ __all__ = [
     "constraints_text",
     "deps_install_argv",
     "fakedist_install_argv",
+    "incomplete_message",
     "install_failure_message",
+    "installed_stamp",
+    "is_installed",
     "parse_pip_config_list",
     "pip_index_settings",
     "read_pip_config",
@@ -37,6 +42,11 @@ Installer = Literal["uv", "pip"]
 
 # Printed by the cell's interpreter to learn the installed torch (for the constraint).
 TORCH_VERSION_SNIPPET = "import importlib.metadata as m; print(m.version('torch'))"
+
+# Written into a nox environment after its last install step succeeded, removed before the
+# first: an install that was interrupted (Ctrl-C, a killed installer) leaves no marker, so
+# `nox -R` (reuse, --no-install) installs again instead of testing a half-built environment.
+INSTALLED_MARKER = ".fakedist-installed"
 
 _CONFIG_LINE = re.compile(r"(?P<key>[^=\s]+)=(?P<value>.*)")
 
@@ -220,8 +230,33 @@ def fakedist_install_argv(
 def install_failure_message(cell: Cell, installer: Installer) -> str:
     """One line: what was tried, from where, and the overrides that fix it."""
     where = cell.index_url or "the installer's own configuration"
+    fixes = [f"{ENV_INDEX}=default (use pip/uv configuration)"] if cell.index_url else []
+    fixes += [f"{ENV_INDEX}=<mirror URL>", f"{ENV_WHEELHOUSE}=<folder of wheels>"]
     return (
         f"{installer} could not install {cell.requirement} ({cell.variant}, Python {cell.python})"
-        f" from {where}; set {ENV_INDEX}=default (use pip/uv configuration), "
-        f"{ENV_INDEX}=<mirror URL> or {ENV_WHEELHOUSE}=<folder of wheels>"
+        f" from {where}; set {', '.join(fixes[:-1])} or {fixes[-1]}"
+    )
+
+
+def installed_stamp(cell: Cell, extra: Sequence[str] = ()) -> str:
+    """What a complete install of ``cell`` (plus ``extra`` requirements) writes to the marker."""
+    parts = [cell.requirement, cell.variant, cell.index_url or "default", *extra]
+    return " ".join(parts) + "\n"
+
+
+def is_installed(env_dir: str | Path, stamp: str) -> bool:
+    """True when ``env_dir`` holds a complete install with exactly this stamp."""
+    try:
+        return (Path(env_dir) / INSTALLED_MARKER).read_text(encoding="utf-8") == stamp
+    except OSError:
+        return False
+
+
+def incomplete_message(env_dir: str | Path, stamp: str) -> str:
+    """One line: why a reused environment is being installed again despite --no-install."""
+    marker = Path(env_dir) / INSTALLED_MARKER
+    why = "was interrupted" if not marker.exists() else "was made for another cell"
+    return (
+        f"{env_dir}: its last install {why} (no {INSTALLED_MARKER} for {stamp.strip()}); "
+        "installing again despite --no-install/-R"
     )

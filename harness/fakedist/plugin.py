@@ -6,8 +6,8 @@ imported lazily, so test runs that never touch a fake world pay nothing for it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -60,11 +60,11 @@ def _marker_args(marker: pytest.Mark) -> dict[str, Any]:
     """Marker arguments as fake_world keywords (positional: world_size, rank, backend)."""
     names = ("world_size", "rank", "backend")
     if len(marker.args) > len(names):
-        raise ValueError(f"fake_world marker: too many positional arguments {marker.args!r}")
+        raise ValueError(f"too many positional arguments {marker.args!r}")
     kwargs = dict(zip(names, marker.args))
     for key, value in marker.kwargs.items():
         if key in kwargs:
-            raise ValueError(f"fake_world marker: {key!r} given twice")
+            raise ValueError(f"{key!r} given twice")
         kwargs[key] = value
     return kwargs
 
@@ -75,9 +75,14 @@ def fake_world(request: pytest.FixtureRequest) -> Iterator[Any]:
     from fakedist.world import fake_world as _fake_world
 
     marker = request.node.get_closest_marker("fake_world")
-    kwargs = _marker_args(marker) if marker is not None else {}
-    world_size = kwargs.pop("world_size", 2)
-    with _fake_world(world_size, **kwargs) as world:
+    with ExitStack() as stack:
+        try:  # bad marker arguments: one line naming the test, not a fixture traceback
+            kwargs = _marker_args(marker) if marker is not None else {}
+            world_size = kwargs.pop("world_size", 2)
+            world = stack.enter_context(_fake_world(world_size, **kwargs))
+        except ValueError as exc:
+            message = f"{request.node.nodeid}: fake_world marker: {exc}"
+            raise pytest.fail.Exception(message, pytrace=False) from None
         yield world
 
 
@@ -106,14 +111,11 @@ def _accelerator_count(marker: pytest.Mark) -> int:
 
 @pytest.fixture(autouse=True)
 def _fakedist_no_leaked_group(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail a test that leaves a process group initialised, and clean up after it."""
+    """Fail a test that leaves a process group or fakedist state behind; clean up after it."""
+    from fakedist import isolation
+
+    before = isolation.snapshot()
     yield
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        backend = dist.get_backend()
-        dist.destroy_process_group()
-        pytest.fail(
-            f"{request.node.nodeid} left a process group initialised (backend {backend!r}); "
-            "destroy it in the test or use fakedist.fake_world",
-            pytrace=False,
-        )
+    found = isolation.leaks(before)
+    if found:
+        pytest.fail(f"{request.node.nodeid} " + "; it also ".join(found), pytrace=False)

@@ -123,9 +123,13 @@ def fake_world(
             _hooks.install(recorder)
         yield world
     finally:
-        _ACTIVE.remove(world)
+        # Not active any more: the plugin's leak check already tore it down, and the
+        # process group now initialised (if any) belongs to someone else.
+        owned = world in _ACTIVE
+        if owned:
+            _ACTIVE.remove(world)
         try:
-            if dist.is_initialized():
+            if owned and dist.is_initialized():
                 dist.destroy_process_group()
         finally:
             if active:

@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 
 from fakedist.install import (
+    INSTALLED_MARKER,
     IndexSettings,
     Sources,
     constraints_text,
     deps_install_argv,
     fakedist_install_argv,
+    incomplete_message,
     install_failure_message,
+    installed_stamp,
+    is_installed,
     parse_pip_config_list,
     pip_index_settings,
     read_pip_config,
@@ -328,4 +332,37 @@ def test_failure_message_names_index_version_and_overrides() -> None:
         "configuration), FAKEDIST_TORCH_INDEX=<mirror URL> or "
         "FAKEDIST_WHEELHOUSE=<folder of wheels>"
     )
-    assert "from the installer's own configuration;" in install_failure_message(DEFAULT, "pip")
+    assert install_failure_message(DEFAULT, "pip") == (
+        "pip could not install torch==2.13.0 (cpu, Python 3.11) from the installer's own "
+        "configuration; set FAKEDIST_TORCH_INDEX=<mirror URL> or "
+        "FAKEDIST_WHEELHOUSE=<folder of wheels>"
+    )
+
+
+def test_marker_only_after_a_complete_install(tmp_path: Path) -> None:
+    stamp = installed_stamp(CPU)
+    assert stamp == "torch==2.13.0 cpu https://download.pytorch.org/whl/cpu\n"
+    assert installed_stamp(DEFAULT, ["-e", "/p[test]"]) == "torch==2.13.0 cpu default -e /p[test]\n"
+    assert not is_installed(tmp_path, stamp)  # interrupted: no marker
+    assert incomplete_message(tmp_path, stamp) == (
+        f"{tmp_path}: its last install was interrupted (no {INSTALLED_MARKER} for "
+        "torch==2.13.0 cpu https://download.pytorch.org/whl/cpu); "
+        "installing again despite --no-install/-R"
+    )
+    (tmp_path / INSTALLED_MARKER).write_text(installed_stamp(DEFAULT), encoding="utf-8")
+    assert not is_installed(tmp_path, stamp)  # another cell's install
+    assert "was made for another cell" in incomplete_message(tmp_path, stamp)
+    (tmp_path / INSTALLED_MARKER).write_text(stamp, encoding="utf-8")
+    assert is_installed(tmp_path, stamp)
+
+
+def test_noxfile_writes_the_marker_last_and_removes_it_first() -> None:
+    """The order that makes an interrupted install visible to the next ``nox -R``."""
+    source = (Path(__file__).resolve().parents[2] / "noxfile.py").read_text(encoding="utf-8")
+    body = source.split("def _install_cell(", 1)[1].split("\ndef ", 1)[0]
+    unlink = body.index("INSTALLED_MARKER).unlink(")
+    write = body.index("INSTALLED_MARKER).write_text(")
+    installs = [i for i in range(len(body)) if body.startswith("run_install(*", i)]
+    assert installs
+    assert unlink < min(installs)
+    assert write > max(installs)

@@ -12,7 +12,12 @@ COMMANDS = {"validate": main_validate, "run": main_run}
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in COMMANDS:
-        print(f"usage: python -m fakedist.action {{{'|'.join(COMMANDS)}}}", file=sys.stderr)
+        got = " ".join(argv) or "nothing"
+        print(
+            f"python -m fakedist.action: expected one command ({' or '.join(COMMANDS)}),"
+            f" got {got!r}",
+            file=sys.stderr,
+        )
         return 2
     return COMMANDS[argv[0]](os.environ)
 
