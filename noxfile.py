@@ -78,7 +78,7 @@ def _install_cell(session: nox.Session, cell: matrix.Cell) -> None:
 
     A marker written after the last step lets -R/--no-install skip only complete installs.
     """
-    kind, python, sources = _installer(session), _python(session), _sources()
+    kind, python = _installer(session), _python(session)
     env_dir = Path(session.virtualenv.location)
     stamp = install.installed_stamp(cell, PROJECT.install_specs() if PROJECT else ())
     run_install: Any = session.run_install
@@ -87,6 +87,7 @@ def _install_cell(session: nox.Session, cell: matrix.Cell) -> None:
             return
         session.warn(install.incomplete_message(env_dir, stamp))
         run_install = functools.partial(session.run, external=True)
+    sources = _sources()  # runs `pip config list` (~0.5 s): only when installing
     (env_dir / install.INSTALLED_MARKER).unlink(missing_ok=True)
     try:
         run_install(*install.torch_install_argv(cell, kind, python, sources))
