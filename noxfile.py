@@ -118,6 +118,13 @@ def _install_cell(session: nox.Session, cell: matrix.Cell) -> None:
     (env_dir / install.INSTALLED_MARKER).write_text(stamp, encoding="utf-8")
 
 
+def _first_cpu_cell(session: nox.Session) -> matrix.Cell:
+    """The first selected CPU cell (the one the auxiliary sessions run on)."""
+    if not CPU_CELLS:
+        session.error(CPU_ERROR)
+    return CPU_CELLS[0]
+
+
 def _pytest(session: nox.Session, cell: matrix.Cell) -> None:
     """The suite with per-cell coverage data and junit XML; posargs pass through."""
     for old in ROOT.glob(f".coverage.{cell.id}*"):
@@ -154,9 +161,7 @@ def tests_cpu(session: nox.Session, cell: matrix.Cell | None) -> None:
 @nox.session(name="tests-shuffled", python=PYTHON, default=False)
 def tests_shuffled(session: nox.Session) -> None:
     """Isolation: conformance in 3 random orders (pytest-randomly), everything on 2 workers."""
-    if not CPU_CELLS:
-        session.error(CPU_ERROR)
-    _install_cell(session, CPU_CELLS[0])
+    _install_cell(session, _first_cpu_cell(session))
     for seed in SHUFFLE_SEEDS:
         session.run(
             "python", "-m", "pytest", "tests/conformance", "-p", "randomly",
@@ -254,9 +259,7 @@ def action_lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """fakedist vs built-in fake, gloo, bare pytest, pip: bench/results/<date>.{json,md,png}."""
-    if not CPU_CELLS:
-        session.error(CPU_ERROR)
-    _install_cell(session, CPU_CELLS[0])
+    _install_cell(session, _first_cpu_cell(session))
     _install_tools(session, "matplotlib")
     own = ("--label", "nox -s bench", "--nox-python", sys.executable)  # nox runs nested
     session.run("python", "-m", "bench.run", *own, *session.posargs)
