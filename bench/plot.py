@@ -119,7 +119,10 @@ def plot(doc: Mapping[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     comps = {c["id"]: c for c in doc["comparisons"]}
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    panels = sum(k in comps for k in ("collectives", "real_test", "suite", "fidelity"))
+    panels += ("harness" in comps or "setup" in comps) + 2 * ("scale" in comps)
+    rows = max(1, -(-panels // 3))
+    fig, axes = plt.subplots(rows, 3, figsize=(13, 3.75 * rows), squeeze=False)
     slots = iter(axes.flat)
     for key in ("collectives", "real_test"):
         if key in comps:
@@ -143,6 +146,8 @@ def plot(doc: Mapping[str, Any], path: Path) -> None:
         _scale(next(slots), next(slots), comps["scale"], goal["target"] if goal else None)
     if "suite" in comps:
         _bars(next(slots), comps["suite"], log=False)
+    if "fidelity" in comps:
+        _bars(next(slots), comps["fidelity"])
     for ax in slots:
         ax.set_visible(False)
     fig.suptitle(

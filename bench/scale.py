@@ -21,7 +21,7 @@ from typing import Any
 
 import fakedist
 from bench.worlds import IDLE_FAULTS, bare_world, fakedist_world, fsdp_tp_step
-from fakedist.world import _forget_dtensor_caches
+from fakedist.world import forget_dtensor_caches
 
 BARE, FAKEDIST = "bare torch", "fakedist"
 SIZES = (8, 64, 1024, 8192, 65536)
@@ -73,7 +73,7 @@ def measure(reps: int, sizes: tuple[int, ...] = SIZES, profile: bool = True) -> 
         ]
         for _ in range(reps):
             for variant, world in worlds:
-                _forget_dtensor_caches()  # both start cold, as every fake_world does
+                forget_dtensor_caches()  # both start cold, as every fake_world does
                 start = time.perf_counter()
                 with world():
                     mesh_ms, step_ms = fsdp_tp_step(n)

@@ -1,3 +1,15 @@
 """Shared pytest configuration for fakedist's own tests."""
 
+import torch.distributed  # noqa: F401
+
+import fakedist.backends.mock
+import fakedist.backends.pypg
+import fakedist.world  # noqa: F401
+
+# Imported here, before any test: pytester restores sys.modules after each test that uses
+# it. A torch first imported inside such a test would be dropped and imported a second time
+# by the next one, which crashes the interpreter (C extensions do not re-initialise); a
+# fakedist module would come back as a second copy, with a second PyProcessGroup class next
+# to the one registered as the pypg backend, and a second recorder stack.
+
 pytest_plugins = ("pytester",)

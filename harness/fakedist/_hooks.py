@@ -21,6 +21,7 @@ Method names are feature-detected: those a torch lacks are skipped.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -102,7 +103,12 @@ class Recorder:
     """The sink of the hooks while one world is active: its CommLog and FaultSchedule."""
 
     def __init__(
-        self, log: CommLog, faults: FaultSchedule, *, record: bool, native_faults: bool
+        self,
+        log: CommLog,
+        faults: FaultSchedule,
+        *,
+        record: bool,
+        native_faults: bool,
     ) -> None:
         self.log = log
         self.faults = faults
@@ -222,15 +228,52 @@ def _async_flag(opts: Any) -> Any:
     The caller's argument comes first: torch 2.4 has ``ReduceScatterOptions.asyncOp`` but
     leaves it at its default (True) for synchronous calls.
     """
-    frame = sys._getframe(3)  # _async_flag <- on_call <- wrapper <- torch.distributed function
-    if frame.f_code.co_filename.endswith("distributed_c10d.py"):
-        value = frame.f_locals.get("async_op")
-        if isinstance(value, bool):
-            return value
+    # _async_flag <- on_call [<- ThreadRouter.on_call] <- wrapper <- torch.distributed function
+    frame: Any = sys._getframe(3)
+    for _ in range(2):
+        if frame is None:
+            break
+        if frame.f_code.co_filename.endswith("distributed_c10d.py"):
+            value = frame.f_locals.get("async_op")
+            if isinstance(value, bool):
+                return value
+            break
+        frame = frame.f_back
     return opts if hasattr(opts, "asyncOp") else None
 
 
-_ACTIVE: list[Recorder] = []
+class ThreadRouter:
+    """Sits on the recorder stack while ranks run as threads: each call goes to the recorder
+    of the calling thread. A thread without one (the main thread) passes calls through."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def bind(self, recorder: Recorder | None) -> None:
+        self._local.recorder = recorder
+
+    def bound(self) -> Recorder | None:
+        recorder: Recorder | None = getattr(self._local, "recorder", None)
+        return recorder
+
+    @property
+    def depth(self) -> int:
+        recorder = self.bound()
+        return 1 if recorder is None else recorder.depth  # 1: "nested", so not recorded
+
+    @depth.setter
+    def depth(self, value: int) -> None:
+        recorder = self.bound()
+        if recorder is not None:
+            recorder.depth = value
+
+    def on_call(self, *args: Any) -> None:
+        recorder = self.bound()
+        if recorder is not None:
+            recorder.on_call(*args)
+
+
+_ACTIVE: list[Recorder | ThreadRouter] = []
 _PATCHED: list[tuple[Any, str, Any]] = []
 
 
@@ -276,8 +319,12 @@ class _RecordedPacket:
             rec.depth -= 1
 
 
-def install(recorder: Recorder) -> None:
-    """Activate ``recorder``; patch the entry points on first use."""
+def install(recorder: Recorder | ThreadRouter) -> None:
+    """Activate ``recorder`` (for the calling thread only while a ThreadRouter is active);
+    patch the entry points on first use."""
+    if isinstance(recorder, Recorder) and _ACTIVE and isinstance(_ACTIVE[-1], ThreadRouter):
+        _ACTIVE[-1].bind(recorder)
+        return
     _ACTIVE.append(recorder)
     if _PATCHED:
         return
@@ -324,20 +371,24 @@ def install(recorder: Recorder) -> None:
             setattr(ns, name, _RecordedPacket(name, packet))
 
 
-def uninstall(recorder: Recorder) -> None:
+def uninstall(recorder: Recorder | ThreadRouter) -> None:
     """Deactivate ``recorder``; restore the originals when no recorder is left."""
+    if isinstance(recorder, Recorder):
+        recorder._groups.clear()
+        recorder._last = (object(), "", (), 0)
+        router = _ACTIVE[-1] if _ACTIVE else None
+        if isinstance(router, ThreadRouter) and router.bound() is recorder:
+            router.bind(None)
+            return
     if recorder in _ACTIVE:
         _ACTIVE.remove(recorder)
-    recorder._groups.clear()
-    recorder._last = (object(), "", (), 0)
     if not _ACTIVE:
         _restore()
 
 
 def reset() -> None:
     """Deactivate every recorder and restore every original (the plugin's leak check)."""
-    for recorder in list(_ACTIVE):
-        uninstall(recorder)
+    _ACTIVE.clear()
     _restore()
 
 

@@ -8,6 +8,8 @@ marker or the ``FAKEDIST_FAULTS`` environment variable as JSON). Keys:
 ``every``       fail every matching call
 ``group``       only calls on this group: global ranks (list) or a group name
 ``after_step``  only calls made once ``world.step()`` has been called this many times
+``rank``        only on this global rank (int) or these ranks (list); at ``threaded``/``gloo``
+                fidelity every rank has its own schedule, so this picks the failing rank
 ``error``       ``"fake"`` (RuntimeError as torch's fake backend raises), ``"backend"``
                 (``DistBackendError``), ``"timeout"`` (:class:`CollectiveTimeout`) or ``"none"``
 ``delay``       seconds to sleep before the call (alone, with ``error="none"``: a slow call)
@@ -30,7 +32,7 @@ from typing import Any
 from fakedist.comms import normalise_op
 
 ENV_VAR = "FAKEDIST_FAULTS"
-KEYS = ("op", "nth", "every", "group", "after_step", "error", "delay")
+KEYS = ("op", "nth", "every", "group", "after_step", "error", "delay", "rank")
 ERRORS = ("fake", "backend", "timeout", "none")
 FAKE_MESSAGE = "FakeProcessGroup collective operation error"  # torch's fake backend's text
 
@@ -69,6 +71,7 @@ class Fault:
     after_step: int
     error: str
     delay: float
+    ranks: tuple[int, ...] | None = None  # only on these global ranks
     seen: int = 0  # matching calls so far
     fired: int = 0  # times this fault fired
 
@@ -92,6 +95,8 @@ class Fault:
         out["error"] = self.error
         if self.delay:
             out["delay"] = self.delay
+        if self.ranks is not None:
+            out["rank"] = list(self.ranks)
         return out
 
 
@@ -139,7 +144,30 @@ def parse_fault(spec: Any, world_size: int | None = None) -> Fault:
     if error == "none" and not delay:
         raise ValueError(f"fault spec {spec!r}: error='none' without a delay does nothing")
     group = _parse_group(spec, world_size)
-    return Fault(op, None if every else (nth or 1), every, group, after_step, error, float(delay))
+    ranks = _parse_ranks(spec, world_size)
+    nth = None if every else (nth or 1)
+    return Fault(op, nth, every, group, after_step, error, float(delay), ranks)
+
+
+def _parse_ranks(spec: dict[str, Any], world_size: int | None) -> tuple[int, ...] | None:
+    value = spec.get("rank")
+    if value is None:
+        return None
+    ranks = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if (
+        not isinstance(ranks, (list, tuple))
+        or not ranks
+        or not all(isinstance(r, int) and not isinstance(r, bool) for r in ranks)
+    ):
+        raise ValueError(f"fault spec {spec!r}: rank must be a rank or a list of ranks")
+    if world_size is not None:
+        bad = [r for r in ranks if not 0 <= r < world_size]
+        if bad:
+            raise ValueError(
+                f"fault spec {spec!r}: rank {bad[0]} is outside [0, {world_size}), "
+                "so it can never fire"
+            )
+    return tuple(ranks)
 
 
 def _parse_group(spec: dict[str, Any], world_size: int | None) -> tuple[int, ...] | str | None:
@@ -183,23 +211,29 @@ def faults_from_env(environ: dict[str, str] | None = None) -> list[dict[str, Any
 class FaultSchedule:
     """The faults of one world; consulted by the hooks before every collective."""
 
-    def __init__(self, specs: Sequence[Any] = (), world_size: int | None = None) -> None:
+    def __init__(
+        self, specs: Sequence[Any] = (), world_size: int | None = None, rank: int = 0
+    ) -> None:
         if isinstance(specs, (dict, str)):
             raise ValueError(f"faults must be a list of specs, got {specs!r}")
-        self.faults = [parse_fault(s, world_size) for s in specs]
+        parsed = [parse_fault(s, world_size) for s in specs]
+        # Specs for other ranks are dropped here, so the hot path never looks at them.
+        self.specs = parsed
+        self.faults = [f for f in parsed if f.ranks is None or rank in f.ranks]
+        self.rank = rank
         self.step = 0
 
     def __bool__(self) -> bool:
         return bool(self.faults)
 
     def __repr__(self) -> str:
-        return f"FaultSchedule({[f.as_dict() for f in self.faults]!r})"
+        return f"FaultSchedule({[f.as_dict() for f in self.specs]!r})"
 
     def native_every(self) -> bool:
         """True when torch's ``error_on_collective`` expresses this schedule exactly."""
-        if len(self.faults) != 1:
+        if len(self.specs) != 1:
             return False
-        f = self.faults[0]
+        f = self.specs[0]
         return (
             f.op == "*"
             and f.every
@@ -207,6 +241,7 @@ class FaultSchedule:
             and not f.after_step
             and f.error == "fake"
             and not f.delay
+            and f.ranks is None
         )
 
     def check(self, op: str, group_name: str, ranks: tuple[int, ...]) -> str | None:

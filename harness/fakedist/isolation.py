@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 FAULTS_ENV = "FAKEDIST_FAULTS"  # fakedist.faults.ENV_VAR (that module imports torch)
+RANK_PREFIX = "fakedist-rank-"  # names of fidelity rank threads and worker processes
 
 __all__ = ["Snapshot", "leaks", "snapshot"]
 
@@ -103,7 +105,37 @@ def _faults_env(before: Snapshot) -> str | None:
     )
 
 
+def _rank_threads() -> str | None:
+    """Rank threads of the threaded fidelity still alive (they cannot be killed)."""
+    alive = [t.name for t in threading.enumerate() if t.name.startswith(RANK_PREFIX)]
+    if not alive:
+        return None
+    return f"left {len(alive)} rank thread(s) running ({', '.join(alive)})"
+
+
+def _rank_processes() -> str | None:
+    """Worker processes of the gloo fidelity still alive: killed here."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return None
+    alive = [p for p in mp.active_children() if p.name.startswith(RANK_PREFIX)]
+    if not alive:
+        return None
+    for proc in alive:
+        proc.kill()
+        proc.join(5)
+    names = ", ".join(f"{p.name} (pid {p.pid})" for p in alive)
+    return f"left {len(alive)} rank process(es) running ({names}); killed them"
+
+
 def leaks(before: Snapshot) -> list[str]:
     """One line per kind of leaked state (worlds first), after resetting it."""
-    checks = (_worlds(), _process_group(), _hooks(), _faults_env(before))
+    checks = (
+        _worlds(),
+        _process_group(),
+        _hooks(),
+        _faults_env(before),
+        _rank_threads(),
+        _rank_processes(),
+    )
     return [c for c in checks if c is not None]

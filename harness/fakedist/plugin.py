@@ -12,17 +12,57 @@ from typing import Any
 
 import pytest
 
+# Imported with the plugin (none imports torch): module objects the ranks pickle by reference
+# (TestCall, Plan, the gloo worker) must stay the ones in sys.modules. Imported lazily inside
+# a pytester run instead, pytester would drop them afterwards and the next import would make
+# second copies ("Can't pickle ...: it's not the same object").
+import fakedist.fidelity.gloo
+import fakedist.fidelity.threaded  # noqa: F401
+
 MARKERS = (
-    "fake_world(world_size=2, rank=0, backend='fake', faults=None, record=True, **options): run "
-    "the test as `rank` of a simulated `world_size` process group; the `fake_world` fixture "
-    "exposes it (`fake_world.comms`: recorded collectives; `faults`: a fault schedule)",
+    "fake_world(world_size=2, rank=0, backend='fake', faults=None, record=True, fidelity='fake', "
+    "timeout=None, **options): run the test as `rank` of a simulated `world_size` process "
+    "group; the `fake_world` fixture exposes it (`fake_world.comms`: recorded collectives; "
+    "`faults`: a fault schedule). fidelity='threaded'/'gloo' runs the body on every rank "
+    "(threads / processes) with real results; a list (or 'all') runs the test once per fidelity",
     "accelerator(count=1): needs `count` accelerator devices; skipped with the reason otherwise",
 )
+
+
+TIMEOUT_OPTION = "--fakedist-timeout"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fakedist")
+    group.addoption(
+        TIMEOUT_OPTION,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a threaded/gloo test may run before its ranks count as hung "
+        "(default: FAKEDIST_TIMEOUT, else 60; a marker's timeout= wins)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    _check_timeout_settings(config)
+
+
+def _check_timeout_settings(config: pytest.Config) -> None:
+    """A bad ``--fakedist-timeout`` or ``FAKEDIST_TIMEOUT`` stops the run before collection."""
+    import os
+
+    from fakedist.fidelity import TIMEOUT_ENV, parse_timeout
+
+    try:
+        option = config.getoption(TIMEOUT_OPTION)
+        if option is not None:
+            parse_timeout(option, TIMEOUT_OPTION)
+        if os.environ.get(TIMEOUT_ENV, "").strip():
+            parse_timeout(os.environ[TIMEOUT_ENV].strip(), TIMEOUT_ENV)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -69,21 +109,129 @@ def _marker_args(marker: pytest.Mark) -> dict[str, Any]:
     return kwargs
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``fidelity=[...]`` (or ``"all"``) on the marker: one test per fidelity, ids by name."""
+    marker = metafunc.definition.get_closest_marker("fake_world")
+    if marker is None:
+        return
+    value = marker.kwargs.get("fidelity")
+    if not (value == "all" or (isinstance(value, (list, tuple)) and value)):
+        return  # one fidelity (or an empty list, which the fixture reports)
+    if "fake_world" not in metafunc.fixturenames:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: fake_world marker: fidelity={value!r} needs the "
+            "test to take the fake_world fixture"
+        )
+    from fakedist.fidelity import FIDELITIES
+
+    names = FIDELITIES if value == "all" else value
+    metafunc.parametrize("fake_world", list(names), indirect=True, ids=[str(n) for n in names])
+
+
 @pytest.fixture
 def fake_world(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """This test's simulated world (see the ``fake_world`` marker); torn down afterwards."""
+    """This test's world (see the ``fake_world`` marker); torn down afterwards.
+
+    At ``fake`` fidelity: the simulated rank's :class:`fakedist.World`. At ``threaded`` and
+    ``gloo``: each rank's body gets its own World (see ``pytest_pyfunc_call``).
+    """
     from fakedist.world import fake_world as _fake_world
 
     marker = request.node.get_closest_marker("fake_world")
     with ExitStack() as stack:
         try:  # bad marker arguments: one line naming the test, not a fixture traceback
             kwargs = _marker_args(marker) if marker is not None else {}
+            fidelity = _fidelity(request, kwargs)
+            timeout = kwargs.pop("timeout", None)
             world_size = kwargs.pop("world_size", 2)
-            world = stack.enter_context(_fake_world(world_size, **kwargs))
+            if fidelity == "fake":
+                if timeout is not None:
+                    _timeout(request, timeout)  # validated although a fake rank cannot hang
+                world = stack.enter_context(_fake_world(world_size, **kwargs))
+            else:
+                world = _plan(request, fidelity, world_size, timeout, kwargs)
         except ValueError as exc:
             message = f"{request.node.nodeid}: fake_world marker: {exc}"
             raise pytest.fail.Exception(message, pytrace=False) from None
         yield world
+
+
+def _fidelity(request: pytest.FixtureRequest, kwargs: dict[str, Any]) -> str:
+    from fakedist.fidelity import parse_fidelities
+
+    value = kwargs.pop("fidelity", "fake")
+    names = parse_fidelities(value)  # validates a list even where it was parametrized
+    if hasattr(request, "param"):
+        return str(request.param)
+    if len(names) > 1:  # unreachable through the marker: generate_tests parametrizes
+        raise ValueError(f"fidelity={value!r}: a list needs pytest's parametrization")
+    return names[0]
+
+
+def _timeout(request: pytest.FixtureRequest, marker_value: Any) -> float:
+    """Marker ``timeout=`` > ``--fakedist-timeout`` > ``FAKEDIST_TIMEOUT`` > 60 s."""
+    from fakedist.fidelity import DEFAULT_TIMEOUT, env_timeout, parse_timeout
+
+    if marker_value is not None:
+        return parse_timeout(marker_value, "timeout")
+    option = request.config.getoption(TIMEOUT_OPTION)
+    if option is not None:
+        return parse_timeout(option, TIMEOUT_OPTION)
+    return env_timeout() or DEFAULT_TIMEOUT
+
+
+def _plan(
+    request: pytest.FixtureRequest,
+    fidelity: str,
+    world_size: Any,
+    timeout: Any,
+    kwargs: dict[str, Any],
+) -> Any:
+    """The plan for a threaded/gloo run. ``rank``, ``backend`` and backend options are the
+    fake fidelity's (every rank runs here, over the fidelity's own group): ignored."""
+    from fakedist.faults import FaultSchedule, faults_from_env
+    from fakedist.fidelity import Plan
+    from fakedist.world import validate
+
+    validate(world_size, 0, "fake")
+    specs = (*(kwargs.get("faults") or ()), *faults_from_env())
+    FaultSchedule(specs, world_size)  # bad specs fail here, before any rank starts
+    record = kwargs.get("record", True)
+    if not isinstance(record, bool):
+        raise ValueError(f"record must be True or False, got {record!r}")
+    if fidelity == "gloo":
+        from fakedist.fidelity.gloo import available
+
+        why = available()
+        if why is not None:
+            pytest.skip(f"gloo fidelity: {why}")
+    seconds = _timeout(request, timeout)
+    return Plan(fidelity, world_size, specs, record, seconds, name=request.node.nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """At threaded/gloo fidelity, run the test function on every rank."""
+    from fakedist.fidelity import (
+        FidelitySetupError,
+        FidelityUnsupported,
+        Plan,
+        RankFailure,
+        TestCall,
+        run_plan,
+    )
+
+    plan = pyfuncitem.funcargs.get("fake_world")
+    if not isinstance(plan, Plan):
+        return None
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    try:
+        run_plan(plan, TestCall(pyfuncitem.obj, args))
+    except FidelityUnsupported as exc:
+        pytest.skip(str(exc))
+    except (RankFailure, FidelitySetupError) as exc:
+        raise pytest.fail.Exception(str(exc), pytrace=False) from None
+    return True
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,19 @@ from fakedist.faults import FaultSchedule, faults_from_env
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_ACTIVE: list[World] = []
+_ACTIVE: list[World] = []  # worlds of the main thread (threaded ranks keep their own)
+_LOCAL = threading.local()
+
+
+def _active() -> list[World]:
+    """This thread's stack of active worlds: a rank thread's own, else the process's."""
+    worlds: list[World] | None = getattr(_LOCAL, "worlds", None)
+    return _ACTIVE if worlds is None else worlds
+
+
+def use_thread_worlds() -> None:
+    """Give the calling thread its own world stack (a rank thread at ``threaded`` fidelity)."""
+    _LOCAL.worlds = []
 
 
 @dataclass
@@ -31,6 +44,12 @@ class World:
     store: Any = None
     comms: CommLog = field(default_factory=CommLog)  # collectives this rank made
     faults: FaultSchedule = field(default_factory=FaultSchedule)  # injected failures
+    fidelity: str = "fake"  # fake: one simulated rank; threaded/gloo: every rank runs
+
+    @property
+    def computes(self) -> bool:
+        """True when collectives produce real results (every rank runs: threaded, gloo)."""
+        return self.fidelity != "fake"
 
     def step(self) -> int:
         """Advance the step counter (for ``after_step`` faults; stamped on records)."""
@@ -83,10 +102,7 @@ def fake_world(
     raises. Bad arguments raise ValueError naming the value before anything is initialised.
     """
     validate(world_size, rank, backend)
-    schedule = FaultSchedule([*(faults or ()), *faults_from_env()], world_size)
-    import torch.distributed as dist
-
-    from fakedist import _hooks
+    schedule = FaultSchedule([*(faults or ()), *faults_from_env()], world_size, rank)
     from fakedist.backends import fake
 
     register_backends()
@@ -96,28 +112,57 @@ def fake_world(
         and fake.features().error_on_collective
         and "error_on_collective" not in options
     )
-    kwargs = init_kwargs(
-        backend, world_size, {**options, **({"error_on_collective": True} if native else {})}
-    )
+    extra = {"error_on_collective": True} if native else {}
+    kwargs = init_kwargs(backend, world_size, {**options, **extra})
+    with rank_world(
+        backend, rank, world_size, kwargs, schedule, record=record, native_faults=native
+    ) as world:
+        world.options = dict(options)
+        yield world
+
+
+@contextmanager
+def rank_world(
+    backend: str,
+    rank: int,
+    world_size: int,
+    init: dict[str, Any],
+    schedule: FaultSchedule,
+    *,
+    record: bool = True,
+    native_faults: bool = False,
+    fidelity: str = "fake",
+) -> Iterator[World]:
+    """Initialise the default group on any backend, with the hooks: what every fidelity shares.
+
+    ``init`` holds ``init_process_group`` keywords (``store`` at least).
+    """
+    import torch.distributed as dist
+
+    from fakedist import _hooks
+
     if dist.is_initialized():
         raise RuntimeError(
             "fake_world: a default process group is already initialised "
             f"(backend {dist.get_backend()!r}); destroy it first"
         )
-    dist.init_process_group(backend=backend, rank=rank, world_size=world_size, **kwargs)
+    excepthook = sys.excepthook  # init_process_group wraps it to prefix "[rankN]" (torch 2.4+)
+    dist.init_process_group(backend=backend, rank=rank, world_size=world_size, **init)
     world = World(
         world_size,
         rank,
         backend,
-        dict(options),
+        {},
         dist.group.WORLD,
-        kwargs["store"],
+        init.get("store"),
         CommLog(),
         schedule,
+        fidelity,
     )
-    recorder = _hooks.Recorder(world.comms, schedule, record=record, native_faults=native)
+    recorder = _hooks.Recorder(world.comms, schedule, record=record, native_faults=native_faults)
     active = record or bool(schedule)
-    _ACTIVE.append(world)
+    stack = _active()
+    stack.append(world)
     try:
         if active:
             _hooks.install(recorder)
@@ -125,19 +170,22 @@ def fake_world(
     finally:
         # Not active any more: the plugin's leak check already tore it down, and the
         # process group now initialised (if any) belongs to someone else.
-        owned = world in _ACTIVE
+        owned = world in stack
         if owned:
-            _ACTIVE.remove(world)
+            stack.remove(world)
         try:
             if owned and dist.is_initialized():
                 dist.destroy_process_group()
         finally:
+            if sys.excepthook is not excepthook and fidelity != "threaded":
+                sys.excepthook = excepthook  # threaded: the runner restores it once
             if active:
                 _hooks.uninstall(recorder)
-            _forget_dtensor_caches()
+            if fidelity == "fake":  # the other fidelities clear them once all ranks are done
+                forget_dtensor_caches()
 
 
-def _forget_dtensor_caches() -> None:
+def forget_dtensor_caches() -> None:
     """Clear DTensor's sharding caches so the next world cannot reuse this world's groups.
 
     They are keyed on DeviceMesh, whose equality ignores group names, so a later world would
@@ -158,8 +206,9 @@ def _forget_dtensor_caches() -> None:
 
 
 def current_world() -> World | None:
-    """The innermost active :func:`fake_world`, or None."""
-    return _ACTIVE[-1] if _ACTIVE else None
+    """The innermost active world of this rank (thread), or None."""
+    stack = _active()
+    return stack[-1] if stack else None
 
 
 def with_fake_comms(
@@ -168,21 +217,77 @@ def with_fake_comms(
     world_size: int = 2,
     rank: int = 0,
     backend: str = "fake",
+    fidelity: str = "fake",
+    timeout: float | None = None,
     **options: Any,
 ) -> Any:
     """Decorator: run a function or a unittest ``TestCase`` method inside :func:`fake_world`.
 
+    ``fidelity="threaded"`` or ``"gloo"`` runs it on every rank instead (``rank``, ``backend``
+    and backend options are the fake fidelity's); a rank's failure raises
+    :class:`fakedist.fidelity.RankFailure`, an op the fidelity lacks ``unittest.SkipTest``.
     Arguments are checked when decorating, so a bad ``world_size`` fails at import time.
     """
+    from fakedist.fidelity import parse_fidelity
+
     validate(world_size, rank, backend)
+    parse_fidelity(fidelity)
     if func is None:
         return functools.partial(
-            with_fake_comms, world_size=world_size, rank=rank, backend=backend, **options
+            with_fake_comms,
+            world_size=world_size,
+            rank=rank,
+            backend=backend,
+            fidelity=fidelity,
+            timeout=timeout,
+            **options,
         )
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with fake_world(world_size, rank=rank, backend=backend, **options):
+        if fidelity == "fake":
+            with fake_world(world_size, rank=rank, backend=backend, **options):
+                return func(*args, **kwargs)
+        here = current_world()
+        if here is not None and here.fidelity == fidelity:  # a rank calling back in
             return func(*args, **kwargs)
+        return _on_every_rank(wrapper, args, kwargs, world_size, fidelity, timeout, options)
 
     return wrapper
+
+
+class _Call:
+    """``func(*args, **kwargs)`` as a rank body (picklable when they are: gloo sends it)."""
+
+    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.func, self.args, self.kwargs = func, args, kwargs
+
+    def __call__(self, world: World) -> Any:
+        return self.func(*self.args, **self.kwargs)
+
+
+def _on_every_rank(
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    world_size: int,
+    fidelity: str,
+    timeout: float | None,
+    options: dict[str, Any],
+) -> Any:
+    import unittest
+
+    from fakedist.fidelity import FidelityUnsupported, run_world
+
+    try:
+        return run_world(
+            _Call(func, args, kwargs),
+            world_size,
+            fidelity=fidelity,
+            faults=options.get("faults"),
+            record=options.get("record", True),
+            timeout=timeout,
+            name=getattr(func, "__qualname__", None),
+        )
+    except FidelityUnsupported as exc:
+        raise unittest.SkipTest(str(exc)) from None

@@ -22,6 +22,20 @@ MODULE_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput")}
 MODULE_CALLS |= {("subprocess", "getstatusoutput"), ("pickle", "loads"), ("pickle", "load")}
 
 
+# Reviewed exceptions, per file and call: what runs there is never input.
+ALLOWED = {
+    "harness/fakedist/fidelity/gloo.py": {
+        # the rank body, pickled by the test process and sent over a private pipe to the
+        # worker it started itself
+        "pickle.loads()",
+        # the user's test module, which pytest already imported in the test process, compiled
+        # again in the worker with pytest's assertion rewriting (as pytest does)
+        "compile()",
+        "exec()",
+    },
+}
+
+
 def code_execution(source: str) -> list[str]:
     """``eval``/``exec``-like calls, shell calls, and ``shell=`` anything but False."""
     found = []
@@ -58,7 +72,16 @@ def test_the_checker_sees_each_form() -> None:
 
 @pytest.mark.parametrize("path", PYTHON_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_code_execution_in_python(path: Path) -> None:
-    assert code_execution(path.read_text(encoding="utf-8")) == []
+    allowed = ALLOWED.get(path.relative_to(ROOT).as_posix(), set())
+    found = code_execution(path.read_text(encoding="utf-8"))
+    assert [f for f in found if f.split(": ", 1)[1] not in allowed] == []
+
+
+def test_each_allowed_call_is_still_there() -> None:
+    """An exception that no longer matches anything is removed, not kept open."""
+    for name, calls in ALLOWED.items():
+        found = {f.split(": ", 1)[1] for f in code_execution((ROOT / name).read_text("utf-8"))}
+        assert calls == found
 
 
 def run_blocks(text: str) -> list[str]:

@@ -98,6 +98,20 @@ def api(value: str, message: str, env: dict[str, str] | None = None, **kwargs: A
     return Case("API", value, message, "api", env=env or {}, matrix=None, call=call)
 
 
+def api_call(value: str, message: str, call: Callable[[], object]) -> Case:
+    """Another API entry point (``run_world``, ``with_fake_comms``): raises ValueError."""
+    return Case("API", value, message, "api", matrix=None, call=call)
+
+
+def _run_world(**kwargs: Any) -> Callable[[], object]:
+    def call() -> object:
+        from fakedist.fidelity import run_world
+
+        return run_world(lambda world: None, kwargs.pop("world_size", 2), **kwargs)
+
+    return call
+
+
 def marker(args: str, message: str) -> Case:
     nodeid = "test_marked.py::test_it: fake_world marker: "
     return Case("marker", f"@pytest.mark.fake_world({args})", nodeid + message, "marker", (args,))
@@ -244,7 +258,42 @@ CASES: list[Case] = [
         "FAKEDIST_FAULTS is not valid JSON (Expecting value: line 1 column 1 (char 0)): 'nope'",
         env={"FAKEDIST_FAULTS": "nope"},
     ),
+    api_call(
+        "run_world(fidelity='local')",
+        "fidelity 'local' is not offered: LocalTensorMode runs one body for all ranks, not "
+        "one body per rank (see docs/fidelity.md); use it inside a fake world instead",
+        _run_world(fidelity="local"),
+    ),
+    api_call(
+        "run_world(fidelity='fake')",
+        "run_world runs every rank: fidelity must be one of ('threaded', 'gloo')",
+        _run_world(fidelity="fake"),
+    ),
+    api_call(
+        "run_world(timeout=0)",
+        "timeout: timeout must be seconds > 0, got 0",
+        _run_world(timeout=0),
+    ),
+    api_call(
+        "run_world(faults=[{'op': 'barrier', 'rank': 2}]) at world_size 2",
+        "fault spec {'op': 'barrier', 'rank': 2}: rank 2 is outside [0, 2), so it can never fire",
+        _run_world(faults=[{"op": "barrier", "rank": 2}]),
+    ),
     marker("world_size=0", "world_size must be >= 1, got 0"),
+    marker(
+        "fidelity='threads'",
+        "unknown fidelity 'threads'; fidelities: fake, threaded, gloo",
+    ),
+    marker(
+        "fidelity='local'",
+        "fidelity 'local' is not offered: LocalTensorMode runs one body for all ranks, not "
+        "one body per rank (see docs/fidelity.md); use it inside a fake world instead",
+    ),
+    marker(
+        "fidelity='threaded', timeout='soon'",
+        "timeout: timeout must be seconds > 0, got 'soon'",
+    ),
+    marker("fidelity=[]", "fidelity list is empty"),
     marker("4, 0, 'fake', 'extra'", "too many positional arguments (4, 0, 'fake', 'extra')"),
     marker("2, world_size=4", "'world_size' given twice"),
     cli(
@@ -267,6 +316,23 @@ CASES: list[Case] = [
         ("launch",),
         "python -m fakedist.action: expected one command (validate or run), got 'launch'",
         module="fakedist.action",
+    ),
+    Case(
+        "nox posargs",
+        "nox -s tests-cpu -- --fakedist-timeout=abc",
+        "ERROR: --fakedist-timeout: timeout must be seconds > 0, got 'abc'",
+        "pytest",
+        ("--fakedist-timeout=abc",),
+        matrix=None,
+    ),
+    Case(
+        "env override",
+        "FAKEDIST_TIMEOUT=-1",
+        "ERROR: FAKEDIST_TIMEOUT: timeout must be seconds > 0, got '-1'",
+        "pytest",
+        (),
+        {"FAKEDIST_TIMEOUT": "-1"},
+        matrix=None,
     ),
     Case(
         "nox posargs",

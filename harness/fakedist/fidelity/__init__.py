@@ -1,0 +1,185 @@
+"""Fidelities: how a test body runs across the ranks of a world.
+
+``fake``      one rank, simulated in this process over a fake backend: any world size,
+              shapes and the CommLog are real, collective results are not (the default).
+``threaded``  every rank runs the body in its own thread over PyTorch's threaded process
+              group: real collective results, one process.
+``gloo``      every rank runs the body in its own forked process over gloo on loopback:
+              real results from a real backend.
+
+``local`` (LocalTensorMode) is not offered; docs/fidelity.md says why. :func:`run_world` is
+the API; the pytest plugin calls it for ``@pytest.mark.fake_world(fidelity=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakedist.fidelity.outcome import (
+    FidelitySetupError,
+    FidelityUnsupported,
+    RankFailure,
+    RankOutcome,
+    conclude,
+)
+
+FIDELITIES = ("fake", "threaded", "gloo")
+RANK_FIDELITIES = ("threaded", "gloo")  # every rank runs the body
+NOT_OFFERED = {
+    "local": "LocalTensorMode runs one body for all ranks, not one body per rank "
+    "(see docs/fidelity.md); use it inside a fake world instead",
+}
+TIMEOUT_ENV = "FAKEDIST_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0  # seconds a threaded/gloo body may run before it counts as hung
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "FIDELITIES",
+    "FidelitySetupError",
+    "FidelityUnsupported",
+    "Plan",
+    "RankFailure",
+    "RankOutcome",
+    "TestCall",
+    "parse_fidelity",
+    "parse_timeout",
+    "run_plan",
+    "run_world",
+]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to run one body: the fidelity and world, and what each rank gets."""
+
+    fidelity: str
+    world_size: int
+    faults: tuple[dict[str, Any], ...] = ()
+    record: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+    grace: float = 3.0  # seconds the other ranks get to finish once one has failed
+    name: str = "body"  # for messages: the test's id
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class TestCall:
+    """A test function and its fixture values as a rank's body; picklable (by reference to
+    the function) when its fixture values are, which the gloo fidelity needs."""
+
+    __test__ = False  # not a test class, whatever pytest's naming rules say
+
+    def __init__(self, function: Callable[..., Any], args: dict[str, Any]) -> None:
+        self.function = function
+        self.args = {k: v for k, v in args.items() if k != "fake_world"}
+
+    def __call__(self, world: Any) -> Any:
+        return self.function(**self.args, fake_world=world)
+
+    def unpicklable(self) -> str | None:
+        """What cannot be pickled: the function or the first such fixture, else None."""
+        import pickle
+
+        for what, value in [("the test function", self.function), *self._fixtures()]:
+            try:
+                pickle.dumps(value)
+            except Exception as exc:  # each pickling failure names its own reason
+                return f"{what} ({exc})"
+        return None
+
+    def _fixtures(self) -> list[tuple[str, Any]]:
+        return [(f"fixture {name!r}", value) for name, value in self.args.items()]
+
+
+def parse_fidelities(value: Any) -> list[str]:
+    """The fidelities a marker asks for: one name, a list of names, or ``"all"``."""
+    if value == "all":
+        return list(FIDELITIES)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError("fidelity list is empty")
+        names = [parse_fidelity(v) for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"fidelity list {list(value)!r} repeats a fidelity")
+        return names
+    return [parse_fidelity(value)]
+
+
+def parse_fidelity(value: Any) -> str:
+    """A fidelity name, or ValueError naming the bad value."""
+    if value in NOT_OFFERED:
+        raise ValueError(f"fidelity {value!r} is not offered: {NOT_OFFERED[value]}")
+    if value not in FIDELITIES:
+        raise ValueError(f"unknown fidelity {value!r}; fidelities: {', '.join(FIDELITIES)}")
+    return str(value)
+
+
+def parse_timeout(value: Any, source: str) -> float:
+    """Seconds > 0 from ``source`` (marker, option or environment), or ValueError naming it."""
+    try:
+        seconds = float(value)
+        ok = not isinstance(value, bool) and seconds > 0 and seconds != float("inf")
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{source}: timeout must be seconds > 0, got {value!r}")
+    return seconds
+
+
+def env_timeout() -> float | None:
+    """``FAKEDIST_TIMEOUT`` in seconds, or None when unset."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    return parse_timeout(raw, TIMEOUT_ENV) if raw else None
+
+
+def run_world(
+    body: Callable[[Any], Any],
+    world_size: int,
+    *,
+    fidelity: str = "threaded",
+    faults: Sequence[dict[str, Any]] | None = None,
+    record: bool = True,
+    timeout: float | None = None,
+    name: str | None = None,
+) -> list[Any]:
+    """Run ``body(world)`` on every rank at ``fidelity``; return each rank's result.
+
+    Raises :class:`RankFailure` (naming the rank, its traceback and, for a hung rank, the
+    collective it waits in) when a rank fails, hangs past ``timeout`` or dies, and
+    :class:`FidelityUnsupported` when the body needs what the fidelity lacks. Every thread,
+    process and process group started here is gone when this returns.
+    """
+    from fakedist.faults import FaultSchedule, faults_from_env
+    from fakedist.world import validate
+
+    fidelity = parse_fidelity(fidelity)
+    if fidelity not in RANK_FIDELITIES:
+        raise ValueError(f"run_world runs every rank: fidelity must be one of {RANK_FIDELITIES}")
+    validate(world_size, 0, "fake")
+    specs = (*(faults or ()), *faults_from_env())
+    FaultSchedule(specs, world_size)  # validate once, before any rank starts
+    seconds = parse_timeout(timeout, "timeout") if timeout is not None else None
+    plan = Plan(
+        fidelity,
+        world_size,
+        tuple(specs),
+        record,
+        seconds or env_timeout() or DEFAULT_TIMEOUT,
+        name=name or str(getattr(body, "__name__", "body")),
+    )
+    return run_plan(plan, body)
+
+
+def run_plan(plan: Plan, body: Callable[[Any], Any]) -> list[Any]:
+    """Run a validated plan (see :func:`run_world`)."""
+    if plan.fidelity == "threaded":
+        from fakedist.fidelity import threaded
+
+        outcomes = threaded.run(plan, body)
+    else:
+        from fakedist.fidelity import gloo
+
+        outcomes = gloo.run(plan, body)
+    return conclude(plan, outcomes)

@@ -1,0 +1,338 @@
+"""``gloo`` fidelity: every rank runs the body in its own process over gloo on loopback.
+
+Workers come from a fork server (multiprocessing's ``forkserver``, torch preloaded), not
+from the test process: once a test process has run a backward pass, a CUDA build of torch
+refuses autograd in forked children ("Unable to handle autograd's threading in combination
+with fork-based multiprocessing"). So the body and its fixture values are pickled and sent
+to the workers (the test function by reference: its module is imported there, with pytest's
+assertion rewriting where pytest rewrote it), and return values come back pickled.
+
+Each worker is a process-group leader, uses one intra-op thread, and reports its end over a
+pipe; it keeps its group open until every rank has reported, so a rank that is done cannot
+turn a hung peer into a "Connection reset". A worker that dies is reported with its signal;
+one still running at the timeout has its stack dumped (faulthandler) to name the collective
+it waits in; every worker, and anything it started, is killed before :func:`run` returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import multiprocessing
+import os
+import pickle
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any
+
+from fakedist.fidelity.outcome import RankOutcome, describe_exception, signal_name
+from fakedist.fidelity.where import from_faulthandler
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from fakedist.fidelity import Plan
+
+PROCESS_PREFIX = "fakedist-rank-"
+DUMP_WAIT = 0.5  # seconds for a worker to write its stack after SIGUSR1
+EXIT_WAIT = 2.0  # seconds released workers get to exit before SIGKILL
+LOOPBACK = "lo0" if sys.platform == "darwin" else "lo"
+START_METHOD = "forkserver"
+# Imported once by the fork server, so workers start with them loaded: torch and the
+# distributed modules tests use (the server skips any a torch lacks), torch._dynamo (DTensor
+# and FSDP2 import it on first use: ~2 s per worker otherwise), pytest (test modules import
+# it), fakedist's worker side.
+PRELOAD = [
+    "torch",
+    "torch._dynamo",
+    "torch.distributed",
+    "torch.distributed.device_mesh",
+    "torch.distributed.tensor",
+    "torch.distributed.tensor.parallel",
+    "torch.distributed.fsdp",
+    "pytest",
+    "fakedist.world",
+    "fakedist.fidelity.gloo",
+]
+
+
+def available() -> str | None:
+    """None when gloo workers can run here, else why not."""
+    if START_METHOD not in multiprocessing.get_all_start_methods():
+        return f"the gloo fidelity needs multiprocessing's {START_METHOD!r} start method"
+    import torch.distributed as dist
+
+    if not dist.is_gloo_available():
+        return "this torch build has no gloo backend"
+    return None
+
+
+def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
+    """Run ``body(world)`` in ``plan.world_size`` forked workers; all reaped on return."""
+    import torch.distributed as dist
+
+    from fakedist.fidelity.outcome import FidelitySetupError, FidelityUnsupported
+
+    why = available()
+    if why is not None:
+        raise FidelityUnsupported(f"gloo fidelity: {why}")
+    if dist.is_initialized():
+        raise FidelitySetupError(
+            "gloo fidelity: a default process group is already initialised "
+            f"(backend {dist.get_backend()!r}); destroy it first"
+        )
+    try:
+        payload = pickle.dumps(body)
+    except Exception as exc:  # closures, locks, open files... cannot reach another process
+        culprit = getattr(body, "unpicklable", lambda: None)() or f"the body ({exc})"
+        raise FidelitySetupError(
+            f"gloo fidelity: cannot send {culprit} to the worker processes: "
+            "what a gloo rank runs must be picklable"
+        ) from None
+    ctx: Any = multiprocessing.get_context(START_METHOD)  # typeshed: BaseContext, no Process
+    ctx.set_forkserver_preload(PRELOAD)  # takes effect when the server starts
+    rewrite = _rewritten_module(body)
+    tmp = tempfile.mkdtemp(prefix="fakedist-gloo-")
+    outcomes = [RankOutcome(rank) for rank in range(plan.world_size)]
+    procs: list[BaseProcess] = []
+    conns: dict[Any, int] = {}
+    # Workers hold their group open after reporting until this closes: a rank that is done
+    # must not make a hung peer fail with "Connection reset" instead of hanging.
+    hold, release = ctx.Pipe(duplex=False)
+    try:
+        for rank in range(plan.world_size):
+            reader, writer = ctx.Pipe(duplex=False)
+            proc = ctx.Process(
+                target=_worker,
+                args=(rank, plan, payload, list(sys.path), rewrite, writer, hold, tmp),
+                name=f"{PROCESS_PREFIX}{rank}",
+                daemon=True,
+            )
+            proc.start()
+            writer.close()
+            procs.append(proc)
+            conns[reader] = rank
+        _wait(plan, procs, conns, outcomes, tmp)
+    finally:
+        release.close()
+        _kill_all(procs)
+        hold.close()
+        for conn in conns:
+            conn.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return outcomes
+
+
+def _wait(
+    plan: Plan,
+    procs: list[BaseProcess],
+    conns: dict[Any, int],
+    outcomes: list[RankOutcome],
+    tmp: str,
+) -> None:
+    """Collect each worker's report; on the first failure give the rest ``plan.grace``."""
+    deadline = time.monotonic() + plan.timeout
+    pending = dict(conns)
+    sentinels = {p.sentinel: rank for rank, p in enumerate(procs)}
+    first_failure: float | None = None
+    while any(o.status == "running" for o in outcomes):
+        limit = deadline if first_failure is None else min(deadline, first_failure + plan.grace)
+        remaining = limit - time.monotonic()
+        if remaining <= 0:
+            break
+        ready = wait([*pending, *sentinels], remaining)
+        for item in ready:
+            if item in pending:
+                rank = pending.pop(item)
+                _read_report(item, outcomes[rank])  # type: ignore[arg-type]
+            elif item in sentinels:
+                rank = sentinels.pop(item)
+                procs[rank].join()
+                conn = next((c for c, r in pending.items() if r == rank), None)
+                if conn is not None and conn.poll():  # its report arrived with its exit
+                    pending.pop(conn)
+                    _read_report(conn, outcomes[rank])
+                if outcomes[rank].status == "running":
+                    code = procs[rank].exitcode or 0
+                    outcomes[rank].end("died", f"{signal_name(code)} (pid {procs[rank].pid})")
+                    outcomes[rank].order = time.monotonic()
+        if first_failure is None and any(o.status not in ("running", "passed") for o in outcomes):
+            first_failure = time.monotonic()
+    hung = first_failure is None
+    running = [r for r, o in enumerate(outcomes) if o.status == "running"]
+    for rank in running:
+        where = _dump_stack(procs[rank], os.path.join(tmp, f"stack{rank}"))
+        if hung:
+            outcomes[rank].end("hung", where, at=time.monotonic())
+        else:
+            outcomes[rank].end("stopped", f"killed while {where}", at=time.monotonic())
+
+
+def _read_report(conn: Connection, outcome: RankOutcome) -> None:
+    try:
+        status, summary, detail, value = conn.recv()
+    except (EOFError, OSError):
+        return  # no report: the sentinel path reports the exit
+    outcome.value = value
+    outcome.end(status, summary, detail, time.monotonic())
+
+
+def _dump_stack(proc: BaseProcess, path: str) -> str:
+    """Where a running worker is: SIGUSR1 makes it dump its stack to ``path``."""
+    if proc.pid is None or not proc.is_alive():
+        return "unknown (exited)"
+    try:
+        os.kill(proc.pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        return "unknown (exited)"
+    end = time.monotonic() + DUMP_WAIT
+    text = ""
+    while time.monotonic() < end:
+        time.sleep(0.05)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        if "File " in text:
+            break
+    return from_faulthandler(text) if text else "unknown (no stack dumped)"
+
+
+def _kill_all(procs: list[BaseProcess]) -> None:
+    """Let released workers exit, then SIGKILL every worker's process group (the worker and
+    anything it started); reap them."""
+    end = time.monotonic() + EXIT_WAIT
+    for proc in procs:
+        proc.join(max(0.0, end - time.monotonic()))
+    for proc in procs:
+        if proc.pid is None:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+            os.killpg(proc.pid, signal.SIGKILL)
+    for proc in procs:
+        proc.join(5)
+
+
+def _rewritten_module(body: Any) -> tuple[str, str] | None:
+    """(module name, file) of the test module behind ``body`` if pytest rewrote its asserts,
+    so the workers import it the same way and failures keep pytest's explanations."""
+    function = getattr(body, "function", None)
+    name = getattr(function, "__module__", None)
+    module = sys.modules.get(name or "")
+    loader = type(getattr(module, "__loader__", None)).__name__
+    path = getattr(module, "__file__", None)
+    if name and path and loader == "AssertionRewritingHook":
+        return name, path
+    return None
+
+
+def _import_rewritten(name: str, path: str) -> None:
+    """Import the test module ``name`` from ``path`` with pytest's assertion rewriting."""
+    import ast
+    import importlib.util
+
+    try:
+        from _pytest.assertion.rewrite import rewrite_asserts
+    except ImportError:  # another pytest layout: plain import, plain assertion messages
+        return
+    with open(path, "rb") as f:
+        source = f.read()
+    tree = ast.parse(source, filename=path)
+    rewrite_asserts(tree, source, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    exec(compile(tree, path, "exec", dont_inherit=True), module.__dict__)
+
+
+def _worker(
+    rank: int,
+    plan: Plan,
+    payload: bytes,
+    path: list[str],
+    rewrite: tuple[str, str] | None,
+    conn: Connection,
+    hold: Connection,
+    tmp: str,
+) -> None:
+    """A rank's process: own process group, gloo world, the body, one report, ``_exit``."""
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    stack = open(os.path.join(tmp, f"stack{rank}"), "w")  # noqa: SIM115 - lives until _exit
+
+    faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)
+
+    def finish(report: tuple[Any, ...]) -> None:
+        try:
+            conn.send(report)
+        except Exception as exc:  # an unpicklable return value
+            conn.send(("failed", f"cannot send the return value back: {exc}", "", None))
+        if report[0] != "passed":
+            return  # exit at once: peers waiting on this rank fail fast instead of hanging
+        with contextlib.suppress(EOFError, OSError):
+            hold.recv()  # EOFError once the parent releases every worker
+
+    code = 0
+    try:
+        sys.path[:] = path  # the test process's: test modules import from where they were
+        _run_rank(rank, plan, lambda: _load(payload, rewrite), tmp, finish)
+    except BaseException:  # never let a worker unwind
+        code = 70
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a closed stream: nothing to flush
+                stream.flush()
+        os._exit(code)
+
+
+def _load(payload: bytes, rewrite: tuple[str, str] | None) -> Callable[[Any], Any]:
+    if rewrite is not None and rewrite[0] not in sys.modules:
+        _import_rewritten(*rewrite)
+    body: Callable[[Any], Any] = pickle.loads(payload)
+    return body
+
+
+def _run_rank(
+    rank: int,
+    plan: Plan,
+    load: Callable[[], Callable[[Any], Any]],
+    tmp: str,
+    finish: Callable[[tuple[Any, ...]], None],
+) -> None:
+    """Run the body in a gloo world; ``finish`` gets the report while the group is open."""
+    import torch
+    import torch.distributed as dist
+
+    from fakedist.faults import FaultSchedule
+    from fakedist.world import rank_world
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", LOOPBACK)
+    finished = False
+    try:
+        body = load()
+        schedule = FaultSchedule(plan.faults, plan.world_size, rank)
+        store = dist.FileStore(os.path.join(tmp, "store"), plan.world_size)
+        init = {"store": store, "timeout": timedelta(seconds=plan.timeout)}
+        with rank_world(
+            "gloo", rank, plan.world_size, init, schedule, record=plan.record, fidelity="gloo"
+        ) as world:
+            try:
+                report: tuple[Any, ...] = ("passed", "", "", body(world))
+            except BaseException as exc:  # reported to the parent
+                report = (*describe_exception(exc), None)
+            finished = True
+            finish(report)
+    except BaseException as exc:  # setting up the world failed
+        if not finished:
+            finish((*describe_exception(exc), None))
