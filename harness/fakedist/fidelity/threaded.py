@@ -113,11 +113,11 @@ def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
     group_cls = mtpg.ProcessLocalGroup
     # Without an override, such a call reaches C++ and fails with "No backend type
     # associated with device type cpu"; with one, it names the op and the test skips.
-    missing = _missing_methods(group_cls)
+    missing = _missing_methods(group_cls)  # set before the hooks patch the class
     for name in missing:
         setattr(group_cls, name, _refuser(name))
-    # torch 2.3 added thread isolation for the C++ group registry that functional
-    # collectives resolve names in; without it every thread would see one registry.
+    # Thread isolation of the C++ group registry that functional collectives resolve names
+    # in (torch 2.4 has it; feature-detected): without it every thread would see one registry.
     isolation = getattr(torch._C._distributed_c10d, "_set_thread_isolation_mode", None)
     outcomes = [RankOutcome(rank) for rank in range(plan.world_size)]
     first_end = threading.Event()
