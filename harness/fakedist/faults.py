@@ -154,44 +154,42 @@ def _parse_ranks(spec: dict[str, Any], world_size: int | None) -> tuple[int, ...
     if value is None:
         return None
     ranks = [value] if isinstance(value, int) and not isinstance(value, bool) else value
-    if (
-        not isinstance(ranks, (list, tuple))
-        or not ranks
-        or not all(isinstance(r, int) and not isinstance(r, bool) for r in ranks)
-    ):
+    if not _is_rank_list(ranks):
         raise ValueError(f"fault spec {spec!r}: rank must be a rank or a list of ranks")
-    if world_size is not None:
-        bad = [r for r in ranks if not 0 <= r < world_size]
-        if bad:
-            raise ValueError(
-                f"fault spec {spec!r}: rank {bad[0]} is outside [0, {world_size}), "
-                "so it can never fire"
-            )
+    _check_in_world(spec, "rank", ranks, world_size)
     return tuple(ranks)
+
+
+def _is_rank_list(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and bool(value)
+        and all(isinstance(r, int) and not isinstance(r, bool) for r in value)
+    )
+
+
+def _check_in_world(spec: dict[str, Any], what: str, ranks: Any, world_size: int | None) -> None:
+    """ValueError for the first rank outside the world: such a spec could never fire."""
+    bad = [r for r in ranks if world_size is not None and not 0 <= r < world_size]
+    if bad:
+        raise ValueError(
+            f"fault spec {spec!r}: {what} {bad[0]} is outside [0, {world_size}), "
+            "so it can never fire"
+        )
 
 
 def _parse_group(spec: dict[str, Any], world_size: int | None) -> tuple[int, ...] | str | None:
     group = spec.get("group")
     if group is None or isinstance(group, str):
         return group
-    if (
-        not isinstance(group, (list, tuple))
-        or not group
-        or not all(isinstance(r, int) and not isinstance(r, bool) for r in group)
-    ):
+    if not _is_rank_list(group):
         raise ValueError(
             f"fault spec {spec!r}: group must be a list of ranks or a name, got {group!r}"
         )
     ranks = tuple(group)
     if len(set(ranks)) != len(ranks):
         raise ValueError(f"fault spec {spec!r}: group {list(ranks)} repeats a rank")
-    if world_size is not None:
-        bad = [r for r in ranks if not 0 <= r < world_size]
-        if bad:
-            raise ValueError(
-                f"fault spec {spec!r}: group rank {bad[0]} is outside [0, {world_size}), "
-                "so it can never fire"
-            )
+    _check_in_world(spec, "group rank", ranks, world_size)
     return ranks
 
 
@@ -220,7 +218,6 @@ class FaultSchedule:
         # Specs for other ranks are dropped here, so the hot path never looks at them.
         self.specs = parsed
         self.faults = [f for f in parsed if f.ranks is None or rank in f.ranks]
-        self.rank = rank
         self.step = 0
 
     def __bool__(self) -> bool:

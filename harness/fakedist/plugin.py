@@ -168,16 +168,14 @@ def _fidelity(request: pytest.FixtureRequest, kwargs: dict[str, Any]) -> str:
     return names[0]
 
 
-def _timeout(request: pytest.FixtureRequest, marker_value: Any) -> float:
-    """Marker ``timeout=`` > ``--fakedist-timeout`` > ``FAKEDIST_TIMEOUT`` > 60 s."""
-    from fakedist.fidelity import DEFAULT_TIMEOUT, env_timeout, parse_timeout
+def _timeout(request: pytest.FixtureRequest, marker_value: Any) -> float | None:
+    """Marker ``timeout=`` > ``--fakedist-timeout``; None: ``FAKEDIST_TIMEOUT``, else 60 s."""
+    from fakedist.fidelity import parse_timeout
 
     if marker_value is not None:
         return parse_timeout(marker_value, "timeout")
     option = request.config.getoption(TIMEOUT_OPTION)
-    if option is not None:
-        return parse_timeout(option, TIMEOUT_OPTION)
-    return env_timeout() or DEFAULT_TIMEOUT
+    return None if option is None else parse_timeout(option, TIMEOUT_OPTION)
 
 
 def _plan(
@@ -189,24 +187,23 @@ def _plan(
 ) -> Any:
     """The plan for a threaded/gloo run. ``rank``, ``backend`` and backend options are the
     fake fidelity's (every rank runs here, over the fidelity's own group): ignored."""
-    from fakedist.faults import FaultSchedule, faults_from_env
-    from fakedist.fidelity import Plan
-    from fakedist.world import validate
+    from fakedist.fidelity import make_plan
 
-    validate(world_size, 0, "fake")
-    specs = (*(kwargs.get("faults") or ()), *faults_from_env())
-    FaultSchedule(specs, world_size)  # bad specs fail here, before any rank starts
-    record = kwargs.get("record", True)
-    if not isinstance(record, bool):
-        raise ValueError(f"record must be True or False, got {record!r}")
+    plan = make_plan(
+        fidelity,
+        world_size,
+        kwargs.get("faults"),
+        kwargs.get("record", True),
+        _timeout(request, timeout),
+        request.node.nodeid,
+    )
     if fidelity == "gloo":
         from fakedist.fidelity.gloo import available
 
         why = available()
         if why is not None:
             pytest.skip(f"gloo fidelity: {why}")
-    seconds = _timeout(request, timeout)
-    return Plan(fidelity, world_size, specs, record, seconds, name=request.node.nodeid)
+    return plan
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -44,6 +44,7 @@ __all__ = [
     "RankFailure",
     "RankOutcome",
     "TestCall",
+    "make_plan",
     "parse_fidelity",
     "parse_timeout",
     "run_plan",
@@ -151,25 +152,34 @@ def run_world(
     :class:`FidelityUnsupported` when the body needs what the fidelity lacks. Every thread,
     process and process group started here is gone when this returns.
     """
-    from fakedist.faults import FaultSchedule, faults_from_env
-    from fakedist.world import validate
-
     fidelity = parse_fidelity(fidelity)
     if fidelity not in RANK_FIDELITIES:
         raise ValueError(f"run_world runs every rank: fidelity must be one of {RANK_FIDELITIES}")
+    seconds = parse_timeout(timeout, "timeout") if timeout is not None else None
+    name = name or str(getattr(body, "__name__", "body"))
+    return run_plan(make_plan(fidelity, world_size, faults, record, seconds, name), body)
+
+
+def make_plan(
+    fidelity: str,
+    world_size: Any,
+    faults: Sequence[dict[str, Any]] | None,
+    record: Any,
+    timeout: float | None,
+    name: str,
+) -> Plan:
+    """A validated plan (ValueError naming the bad value): ``FAKEDIST_FAULTS`` added to
+    ``faults``, ``timeout`` (None: ``FAKEDIST_TIMEOUT``, else 60 s)."""
+    from fakedist.faults import FaultSchedule, faults_from_env
+    from fakedist.world import validate
+
     validate(world_size, 0, "fake")
     specs = (*(faults or ()), *faults_from_env())
-    FaultSchedule(specs, world_size)  # validate once, before any rank starts
-    seconds = parse_timeout(timeout, "timeout") if timeout is not None else None
-    plan = Plan(
-        fidelity,
-        world_size,
-        tuple(specs),
-        record,
-        seconds or env_timeout() or DEFAULT_TIMEOUT,
-        name=name or str(getattr(body, "__name__", "body")),
-    )
-    return run_plan(plan, body)
+    FaultSchedule(specs, world_size)  # bad specs fail here, before any rank starts
+    if not isinstance(record, bool):
+        raise ValueError(f"record must be True or False, got {record!r}")
+    seconds = timeout or env_timeout() or DEFAULT_TIMEOUT
+    return Plan(fidelity, world_size, specs, record, seconds, name=name)
 
 
 def run_plan(plan: Plan, body: Callable[[Any], Any]) -> list[Any]:
