@@ -247,6 +247,39 @@ def test_threaded_ranks_share_the_process() -> None:
     assert sorted(seen) == [0, 1, 2, 3]
 
 
+# Each rank enters torch's compiler stack through a different module, all at once.
+_FIRST_IMPORTS = """
+import importlib, sys, threading
+from fakedist.fidelity import run_world
+
+assert "torch._dynamo" not in sys.modules, "the test needs a process without it"
+ENTRIES = ["torch._dynamo", "torch.utils._runtime_estimation",
+           "torch._inductor.test_operators", "torch._functorch.aot_autograd"]
+barrier = threading.Barrier(len(ENTRIES))
+
+def body(world):
+    barrier.wait()
+    try:
+        importlib.import_module(ENTRIES[world.rank])
+    except ModuleNotFoundError:  # an older torch
+        return "absent"
+    return "imported"
+
+print(run_world(body, len(ENTRIES), fidelity="threaded"))
+"""
+
+
+def test_threaded_ranks_do_not_race_on_torch_first_imports() -> None:
+    # Without the preload, plain threads doing this fail most runs ("partially initialized
+    # module", _DeadlockError); it needs a fresh interpreter, where nothing imported them yet.
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_IMPORTS], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = done.stdout.strip().splitlines()[-1]
+    assert results.startswith("['imported', "), results
+
+
 def test_with_fake_comms_runs_every_rank() -> None:
     seen: list[tuple[int, int]] = []
 

@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from fakedist.fidelity.outcome import RankOutcome, describe_exception, signal_name
+from fakedist.fidelity.preload import TORCH_MODULES
 from fakedist.fidelity.where import from_faulthandler
 
 if TYPE_CHECKING:
@@ -44,22 +45,11 @@ DUMP_WAIT = 0.5  # seconds for a worker to write its stack after SIGUSR1
 EXIT_WAIT = 2.0  # seconds released workers get to exit before SIGKILL
 LOOPBACK = "lo0" if sys.platform == "darwin" else "lo"
 START_METHOD = "forkserver"
-# Imported once by the fork server, so workers start with them loaded: torch and the
-# distributed modules tests use (the server skips any a torch lacks), torch._dynamo (DTensor
-# and FSDP2 import it on first use: ~2 s per worker otherwise), pytest (test modules import
-# it), fakedist's worker side.
-PRELOAD = [
-    "torch",
-    "torch._dynamo",
-    "torch.distributed",
-    "torch.distributed.device_mesh",
-    "torch.distributed.tensor",
-    "torch.distributed.tensor.parallel",
-    "torch.distributed.fsdp",
-    "pytest",
-    "fakedist.world",
-    "fakedist.fidelity.gloo",
-]
+# Imported once by the fork server, so workers start with them loaded: the torch modules
+# threaded ranks get too (torch._dynamo: DTensor and FSDP2 import it on first use, ~2 s per
+# worker otherwise; the server skips any a torch lacks), pytest (test modules import it),
+# fakedist's worker side.
+PRELOAD = [*TORCH_MODULES, "pytest", "fakedist.world", "fakedist.fidelity.gloo"]
 
 
 def available() -> str | None:

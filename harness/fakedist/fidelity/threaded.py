@@ -102,6 +102,7 @@ def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
     # `from fakedist import _hooks` everywhere: the package attribute, one module object even
     # after pytester dropped it from sys.modules (an import by path would load a second one).
     from fakedist import _hooks
+    from fakedist.fidelity.preload import import_present
     from fakedist.world import forget_dtensor_caches
 
     if dist.is_initialized():
@@ -109,6 +110,7 @@ def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
             "threaded fidelity: a default process group is already initialised "
             f"(backend {dist.get_backend()!r}); destroy it first"
         )
+    import_present()  # torch's compiler stack cannot be first imported by two ranks at once
     mtpg = _threaded_pg()
     group_cls = mtpg.ProcessLocalGroup
     # Without an override, such a call reaches C++ and fails with "No backend type
