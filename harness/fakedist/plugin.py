@@ -16,6 +16,7 @@ import pytest
 # (TestCall, Plan, the gloo worker) must stay the ones in sys.modules. Imported lazily inside
 # a pytester run instead, pytester would drop them afterwards and the next import would make
 # second copies ("Can't pickle ...: it's not the same object").
+import fakedist.fidelity.bodies
 import fakedist.fidelity.gloo
 import fakedist.fidelity.threaded  # noqa: F401
 

@@ -224,8 +224,10 @@ def with_fake_comms(
     """Decorator: run a function or a unittest ``TestCase`` method inside :func:`fake_world`.
 
     ``fidelity="threaded"`` or ``"gloo"`` runs it on every rank instead (``rank``, ``backend``
-    and backend options are the fake fidelity's); a rank's failure raises
+    and backend options are the fake fidelity's) and returns each rank's return value (None
+    for the running unittest test method itself); a rank's failure raises
     :class:`fakedist.fidelity.RankFailure`, an op the fidelity lacks ``unittest.SkipTest``.
+    gloo workers get a copy of a ``TestCase`` instance: see :mod:`fakedist.fidelity.bodies`.
     Arguments are checked when decorating, so a bad ``world_size`` fails at import time.
     """
     from fakedist.fidelity import parse_fidelity
@@ -256,16 +258,6 @@ def with_fake_comms(
     return wrapper
 
 
-class _Call:
-    """``func(*args, **kwargs)`` as a rank body (picklable when they are: gloo sends it)."""
-
-    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
-        self.func, self.args, self.kwargs = func, args, kwargs
-
-    def __call__(self, world: World) -> Any:
-        return self.func(*self.args, **self.kwargs)
-
-
 def _on_every_rank(
     func: Callable[..., Any],
     args: tuple[Any, ...],
@@ -278,10 +270,11 @@ def _on_every_rank(
     import unittest
 
     from fakedist.fidelity import FidelityUnsupported, run_world
+    from fakedist.fidelity.bodies import FunctionCall, is_test_method
 
     try:
-        return run_world(
-            _Call(func, args, kwargs),
+        results = run_world(
+            FunctionCall(func, args, kwargs),
             world_size,
             fidelity=fidelity,
             faults=options.get("faults"),
@@ -291,3 +284,4 @@ def _on_every_rank(
         )
     except FidelityUnsupported as exc:
         raise unittest.SkipTest(str(exc)) from None
+    return None if is_test_method(func, args) else results

@@ -150,8 +150,8 @@ def _wait(
                     _read_report(conn, outcomes[rank])
                 if outcomes[rank].status == "running":
                     code = procs[rank].exitcode or 0
-                    outcomes[rank].end("died", f"{signal_name(code)} (pid {procs[rank].pid})")
-                    outcomes[rank].order = time.monotonic()
+                    summary = f"{signal_name(code)} (pid {procs[rank].pid})"
+                    outcomes[rank].end("died", summary, at=time.monotonic())
         if first_failure is None and any(o.status not in ("running", "passed") for o in outcomes):
             first_failure = time.monotonic()
     hung = first_failure is None
