@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 FAULTS_ENV = "FAKEDIST_FAULTS"  # fakedist.faults.ENV_VAR (that module imports torch)
-RANK_PREFIX = "fakedist-rank-"  # names of fidelity rank threads and worker processes
+RANK_PREFIX = "fakedist-rank-"  # names of the fidelities' rank threads and worker processes
 
 __all__ = ["Snapshot", "leaks", "snapshot"]
 

@@ -52,16 +52,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_timeout_settings(config: pytest.Config) -> None:
     """A bad ``--fakedist-timeout`` or ``FAKEDIST_TIMEOUT`` stops the run before collection."""
-    import os
-
-    from fakedist.fidelity import TIMEOUT_ENV, parse_timeout
+    from fakedist.fidelity import env_timeout, parse_timeout
 
     try:
         option = config.getoption(TIMEOUT_OPTION)
         if option is not None:
             parse_timeout(option, TIMEOUT_OPTION)
-        if os.environ.get(TIMEOUT_ENV, "").strip():
-            parse_timeout(os.environ[TIMEOUT_ENV].strip(), TIMEOUT_ENV)
+        env_timeout()
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -190,7 +187,7 @@ def _plan(
     fake fidelity's (every rank runs here, over the fidelity's own group): ignored."""
     from fakedist.fidelity import make_plan
 
-    plan = make_plan(
+    return make_plan(
         fidelity,
         world_size,
         kwargs.get("faults"),
@@ -198,13 +195,6 @@ def _plan(
         _timeout(request, timeout),
         request.node.nodeid,
     )
-    if fidelity == "gloo":
-        from fakedist.fidelity.gloo import available
-
-        why = available()
-        if why is not None:
-            pytest.skip(f"gloo fidelity: {why}")
-    return plan
 
 
 @pytest.hookimpl(tryfirst=True)

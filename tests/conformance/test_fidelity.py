@@ -187,6 +187,17 @@ def _full(p: torch.Tensor) -> torch.Tensor:
     return (full_tensor() if full_tensor is not None else p).detach()
 
 
+def _assert_matches_reference_step(
+    model: torch.nn.Module, loss: torch.Tensor, dp_rank: int
+) -> None:
+    """The loss of data-parallel rank ``dp_rank`` and the parameters after the SGD step
+    (lr 0.1, 2 data-parallel ranks) equal the single-process reference."""
+    losses, params = _reference_step(2, lr=0.1)
+    assert loss.item() == pytest.approx(losses[dp_rank], rel=1e-5)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(_full(p), params[name], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.fake_world(2, fidelity=ALL)
 def test_fsdp2_step_matches_single_process(fake_world) -> None:
     fully_shard = fully_shard_fn()
@@ -203,10 +214,7 @@ def test_fsdp2_step_matches_single_process(fake_world) -> None:
     assert fake_world.comms.count("all_gather_into_tensor") >= 2
     assert fake_world.comms.count("reduce_scatter_tensor") >= 2
     if fake_world.computes:
-        losses, params = _reference_step(2, lr=0.1)
-        assert loss.item() == pytest.approx(losses[rank], rel=1e-5)
-        for name, p in model.named_parameters():
-            torch.testing.assert_close(_full(p), params[name], rtol=1e-5, atol=1e-6)
+        _assert_matches_reference_step(model, loss, rank)
 
 
 @pytest.mark.fake_world(4, fidelity=ALL)
@@ -226,10 +234,7 @@ def test_fsdp2_tp_step_matches_single_process(fake_world) -> None:
     optim.step()
     assert fake_world.comms.count("reduce_scatter_tensor") >= 1
     if fake_world.computes:
-        losses, params = _reference_step(2, lr=0.1)
-        assert loss.item() == pytest.approx(losses[dp_rank], rel=1e-5)
-        for name, p in model.named_parameters():
-            torch.testing.assert_close(_full(p), params[name], rtol=1e-5, atol=1e-6)
+        _assert_matches_reference_step(model, loss, dp_rank)
 
 
 @pytest.mark.fake_world(2, fidelity=ALL, faults=[{"op": "all_gather", "nth": 2}])

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import runpy
 from pathlib import Path
 
 import pytest
+from _readme import python_blocks
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-SECTION = (
-    README.read_text(encoding="utf-8")
-    .split("## Recorded collectives (CommLog) and fault schedules", 1)[1]
-    .split("\n## ", 1)[0]
-)
-BLOCKS = re.findall(r"```python\n(.*?)```", SECTION, flags=re.S)
+BLOCKS = python_blocks("Recorded collectives (CommLog) and fault schedules")
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 

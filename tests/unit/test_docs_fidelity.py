@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from _readme import README, python_blocks, section
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-SECTION = (
-    README.read_text(encoding="utf-8")
-    .split("## One test, three fidelities", 1)[1]
-    .split("\n## ", 1)[0]
-)
-BLOCKS = re.findall(r"```python\n(.*?)```", SECTION, flags=re.S)
+HEADING = "One test, three fidelities"
+SECTION = section(HEADING)
+BLOCKS = python_blocks(HEADING)
 
 
 def test_readme_fidelity_example_runs(pytester: pytest.Pytester) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fakedist.fidelity.bodies import TestCall
 from fakedist.fidelity.outcome import (
     FidelitySetupError,
     FidelityUnsupported,
@@ -64,34 +65,6 @@ class Plan:
     grace: float = 3.0  # seconds the other ranks get to finish once one has failed
     name: str = "body"  # for messages: the test's id
     options: dict[str, Any] = field(default_factory=dict)
-
-
-class TestCall:
-    """A test function and its fixture values as a rank's body; picklable (by reference to
-    the function) when its fixture values are, which the gloo fidelity needs."""
-
-    __test__ = False  # not a test class, whatever pytest's naming rules say
-
-    def __init__(self, function: Callable[..., Any], args: dict[str, Any]) -> None:
-        self.function = function
-        self.args = {k: v for k, v in args.items() if k != "fake_world"}
-
-    def __call__(self, world: Any) -> Any:
-        return self.function(**self.args, fake_world=world)
-
-    def unpicklable(self) -> str | None:
-        """What cannot be pickled: the function or the first such fixture, else None."""
-        import pickle
-
-        for what, value in [("the test function", self.function), *self._fixtures()]:
-            try:
-                pickle.dumps(value)
-            except Exception as exc:  # each pickling failure names its own reason
-                return f"{what} ({exc})"
-        return None
-
-    def _fixtures(self) -> list[tuple[str, Any]]:
-        return [(f"fixture {name!r}", value) for name, value in self.args.items()]
 
 
 def parse_fidelities(value: Any) -> list[str]:

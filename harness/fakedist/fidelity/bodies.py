@@ -1,6 +1,7 @@
-"""``with_fake_comms``'s rank body: a call of the decorated function.
+"""Rank bodies: a pytest test with its fixture values (:class:`TestCall`), and a call of a
+function decorated with ``with_fake_comms`` (:class:`FunctionCall`).
 
-At the gloo fidelity it is pickled. A ``unittest.TestCase`` method's instance cannot be: it
+At the gloo fidelity they are pickled. A ``unittest.TestCase`` method's instance cannot be: it
 holds the runner's result object (an open stream under ``unittest``, pytest's test item
 under pytest). So the workers get a copy instead: a new instance of the same class for the
 same test method, carrying the attributes the test set on its instance (what ``setUp``
@@ -15,6 +16,25 @@ import pickle
 import unittest
 from collections.abc import Callable
 from typing import Any
+
+
+class TestCall:
+    """A test function and its fixture values as a rank's body; picklable (by reference to
+    the function) when its fixture values are, which the gloo fidelity needs."""
+
+    __test__ = False  # not a test class, whatever pytest's naming rules say
+
+    def __init__(self, function: Callable[..., Any], args: dict[str, Any]) -> None:
+        self.function = function
+        self.args = {k: v for k, v in args.items() if k != "fake_world"}
+
+    def __call__(self, world: Any) -> Any:
+        return self.function(**self.args, fake_world=world)
+
+    def unpicklable(self) -> str | None:
+        """What cannot be pickled: the function or the first such fixture, else None."""
+        fixtures = [(f"fixture {name!r}", value) for name, value in self.args.items()]
+        return first_unpicklable([("the test function", self.function), *fixtures])
 
 
 class FunctionCall:
@@ -55,12 +75,17 @@ class FunctionCall:
         else:
             values += [(f"argument {i}", v) for i, v in enumerate(self.args)]
         values += [(f"argument {k!r}", v) for k, v in self.kwargs.items()]
-        for what, value in values:
-            try:
-                pickle.dumps(value)
-            except Exception as exc:  # each pickling failure names its own reason
-                return f"{what} ({exc})"
-        return None
+        return first_unpicklable(values)
+
+
+def first_unpicklable(values: list[tuple[str, Any]]) -> str | None:
+    """``"<what> (<why>)"`` for the first (what, value) pair pickle refuses, else None."""
+    for what, value in values:
+        try:
+            pickle.dumps(value)
+        except Exception as exc:  # each pickling failure names its own reason
+            return f"{what} ({exc})"
+    return None
 
 
 def is_test_method(func: Callable[..., Any], args: tuple[Any, ...]) -> bool:

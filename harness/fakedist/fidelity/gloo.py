@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 from fakedist.fidelity.outcome import RankOutcome, describe_exception, signal_name
 from fakedist.fidelity.preload import TORCH_MODULES
 from fakedist.fidelity.where import from_faulthandler
+from fakedist.isolation import RANK_PREFIX
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from fakedist.fidelity import Plan
 
-PROCESS_PREFIX = "fakedist-rank-"
 DUMP_WAIT = 0.5  # seconds for a worker to write its stack after SIGUSR1
 EXIT_WAIT = 2.0  # seconds released workers get to exit before SIGKILL
 LOOPBACK = "lo0" if sys.platform == "darwin" else "lo"
@@ -101,7 +101,7 @@ def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
             proc = ctx.Process(
                 target=_worker,
                 args=(rank, plan, payload, list(sys.path), rewrite, writer, hold, tmp),
-                name=f"{PROCESS_PREFIX}{rank}",
+                name=f"{RANK_PREFIX}{rank}",
                 daemon=True,
             )
             proc.start()

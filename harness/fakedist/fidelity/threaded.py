@@ -25,11 +25,11 @@ from fakedist.fidelity.outcome import (
     describe_exception,
 )
 from fakedist.fidelity.where import from_thread
+from fakedist.isolation import RANK_PREFIX
 
 if TYPE_CHECKING:
     from fakedist.fidelity import Plan
 
-THREAD_PREFIX = "fakedist-rank-"
 STOP_WAIT = 2.0  # seconds to wait for a woken thread
 
 
@@ -141,7 +141,7 @@ def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
         threading.Thread(
             target=_rank_main,
             args=(rank, plan, store, body, outcomes[rank], wake),
-            name=f"{THREAD_PREFIX}{rank}",
+            name=f"{RANK_PREFIX}{rank}",
             daemon=True,
         )
         for rank in range(plan.world_size)
