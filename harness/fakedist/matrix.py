@@ -51,12 +51,24 @@ _MINOR = re.compile(r"\d+\.\d+")
 _PYTHON = re.compile(r"3\.\d+")
 _VARIANT_NAME = re.compile(r"cpu|xpu|cu\d{2,3}|rocm\d+(?:\.\d+)*")
 _DRIVER = re.compile(r"\d+(?:\.\d+){0,3}")
+# a plain requirement: a name and optional version bounds, no URLs, options or markers
+_BOUND = r"[<>=!~]=?\s*[0-9][0-9A-Za-z.*]*"
+_REQUIREMENT = re.compile(
+    rf"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9,._-]+\])?(?:\s*{_BOUND}(?:\s*,\s*{_BOUND})*)?"
+)
 _URL_OVERRIDE = re.compile(r"(?:https?|file)://\S+")
 
 _TOP_KEYS = {"schema": True, "defaults": True, "variants": True, "torch": True}
-_DEFAULT_KEYS = {"torch": True, "variant": True}
+_DEFAULT_KEYS = {"torch": True, "variant": True, "compat": False}
 _VARIANT_KEYS = {"index_url": True, "nightly_index_url": False, "cuda": False, "min_driver": False}
-_TORCH_KEYS = {"minor": True, "version": True, "python": True, "variants": True, "nightly": False}
+_TORCH_KEYS = {
+    "minor": True,
+    "version": True,
+    "python": True,
+    "variants": True,
+    "nightly": False,
+    "test_requires": False,
+}
 
 
 class MatrixError(ValueError):
@@ -83,6 +95,7 @@ class TorchRelease:
     python: tuple[str, ...]
     variants: tuple[Variant, ...]
     nightly: bool = False
+    test_requires: tuple[str, ...] = ()  # installed next to this torch's test deps
 
     def variant(self, name: str) -> Variant | None:
         return next((v for v in self.variants if v.name == name), None)
@@ -97,6 +110,7 @@ class Matrix:
     variants: Mapping[str, Variant]
     default_torch: tuple[str, ...]
     default_variant: str
+    compat: tuple[str, ...] = ()  # the minors `nox -s ci` sweeps with the compat suite
 
     def release(self, minor: str) -> TorchRelease | None:
         return next((r for r in self.releases if r.minor == minor), None)
@@ -113,6 +127,7 @@ class Cell:
     index_url: str | None  # None: the installer's own configuration
     nightly: bool = False
     wheelhouse: str | None = None
+    test_requires: tuple[str, ...] = ()  # the release's own pins (e.g. numpy<2 before 2.3)
 
     @property
     def id(self) -> str:
@@ -251,7 +266,32 @@ def _release(
     if nightly and any(variants[n].nightly_index_url is None for n in names):
         bad = next(n for n in names if variants[n].nightly_index_url is None)
         raise check.fail(f"{key}.variants", f"variant {bad!r} has no nightly_index_url")
-    return TorchRelease(minor, version, python, tuple(variants[n] for n in names), nightly)
+    requires: tuple[str, ...] = ()
+    if "test_requires" in data:
+        requires = check.strings(
+            data["test_requires"], f"{key}.test_requires", _REQUIREMENT, "a requirement"
+        )
+    return TorchRelease(
+        minor, version, python, tuple(variants[n] for n in names), nightly, requires
+    )
+
+
+def _text(path: Path, data: bytes) -> str:
+    """The file's text: UTF-8 without a byte-order mark (TOML's encoding), else MatrixError."""
+    boms = {b"\xef\xbb\xbf": "UTF-8", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+    for bom, encoding in boms.items():
+        if data.startswith(bom):
+            raise MatrixError(
+                f"{path}: starts with a {encoding} byte-order mark ({bom.hex(' ')});"
+                " save it as UTF-8 without one"
+            )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MatrixError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start});"
+            " save it as UTF-8"
+        ) from None
 
 
 def load_matrix(path: str | Path) -> Matrix:
@@ -259,7 +299,7 @@ def load_matrix(path: str | Path) -> Matrix:
     path = Path(path)
     check = _Checker(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _text(path, path.read_bytes())
     except OSError as exc:
         raise MatrixError(f"{path}: cannot read the matrix file ({exc.strerror})") from None
     if not text.strip():
@@ -269,7 +309,7 @@ def load_matrix(path: str | Path) -> Matrix:
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(f"{path}: TOML syntax error: {exc}") from None
     data = check.table(raw, "", _TOP_KEYS)
-    if data["schema"] != 1:
+    if type(data["schema"]) is not int or data["schema"] != 1:  # True == 1 in Python
         raise check.fail("schema", f"unsupported schema {data['schema']!r} (expected 1)")
     variants_raw = data["variants"]
     if not isinstance(variants_raw, dict) or not variants_raw:
@@ -297,7 +337,13 @@ def load_matrix(path: str | Path) -> Matrix:
     )
     if default_variant not in variants:
         raise check.fail("defaults.variant", f"unknown variant {default_variant!r}")
-    return Matrix(path, tuple(releases), variants, default_torch, default_variant)
+    compat: tuple[str, ...] = ()
+    if "compat" in defaults:
+        compat = check.strings(defaults["compat"], "defaults.compat", _MINOR, "a torch minor")
+        for i, minor in enumerate(compat):
+            if minor not in minors:
+                raise check.fail(f"defaults.compat[{i}]", f"{minor!r} has no [[torch]] entry")
+    return Matrix(path, tuple(releases), variants, default_torch, default_variant, compat)
 
 
 def find_matrix_file(env: Mapping[str, str], cwd: str | Path | None = None) -> Path:
@@ -344,6 +390,12 @@ def _requested(matrix: Matrix, value: str) -> list[tuple[TorchRelease, str]]:
         if release is None:
             raise MatrixError(f"{ENV_TORCH}: torch {part} is not in {matrix.path} (known: {known})")
         pair = (release, version or release.version)
+        other = next((v for r, v in out if r is release and v != pair[1]), None)
+        if other is not None:  # one cell per minor: its id names the venv, junit and coverage
+            raise MatrixError(
+                f"{ENV_TORCH}: {other} and {pair[1]} are both torch {release.minor}, and a run"
+                " has one cell per minor: choose one"
+            )
         if pair not in out:
             out.append(pair)
     if not out:
@@ -439,7 +491,16 @@ def select_cells(
         else:
             url = None if index is None else index.replace("{variant}", variant.name)
         cells.append(
-            Cell(version, release.minor, variant.name, py, url, release.nightly, wheelhouse)
+            Cell(
+                version,
+                release.minor,
+                variant.name,
+                py,
+                url,
+                release.nightly,
+                wheelhouse,
+                release.test_requires,
+            )
         )
     return Selection(tuple(cells), tuple(skipped))
 

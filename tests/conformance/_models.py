@@ -40,9 +40,18 @@ def fully_shard_fn() -> Any:
             pytest.skip("needs FSDP2 fully_shard (torch.distributed.fsdp.fully_shard, torch 2.4+)")
     if not hasattr(torch.cpu.current_stream(), "record_event"):
         # FSDP2 records events on the current stream; torch.cpu.Stream has no record_event
-        # on 2.4 and 2.6 (it has on 2.13), so FSDP2 cannot run on CPU there.
-        pytest.skip("FSDP2 on CPU needs torch.cpu.Stream.record_event, absent in this torch")
+        # before torch 2.7, so FSDP2 cannot run on CPU there.
+        pytest.skip("FSDP2 on CPU needs torch.cpu.Stream.record_event (added in torch 2.7)")
     return fully_shard
+
+
+def init_device_mesh_fn() -> Any:
+    """``init_device_mesh`` (torch.distributed.device_mesh, public from torch 2.2), else skip."""
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+    except ImportError:
+        pytest.skip("needs torch.distributed.device_mesh (torch 2.2+)")
+    return init_device_mesh
 
 
 def local(p: torch.Tensor) -> torch.Tensor:

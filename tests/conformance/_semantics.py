@@ -1,29 +1,26 @@
-"""What torch's fake backend writes into collective outputs on the installed torch.
+"""What torch's fake backend writes into collective outputs, from the semantics table.
 
-The fake backend's data semantics changed across releases: old releases leave every output
-untouched, all_gather learnt to copy its input first, the gather/scatter/reduce_scatter/
-all_to_all family followed (torch 2.13), and later work scales reductions as if every rank held
-identical data. The conformance tests must hold on all of them, so each op is *probed* once per
-session on a throwaway fake world: does it write its output at all, and does SUM scale by the
-world size? The tests then check exactly *what* is written (or that nothing is) -- the probe
-only answers "written or not", never the values.
+The fake backend's data semantics changed across releases: old releases leave most outputs
+untouched, all_gather copies its input, the gather/scatter/all_to_all family followed in
+torch 2.13. ``matrix/fake_semantics.toml`` records each fact and the release from which it
+holds (fakedist makes some uniform: see ``fakedist.semantics``). The conformance tests assert
+exactly what the table says for the installed torch; ``test_semantics_table.py`` probes the
+running torch against the same table, so a release that changes behaviour fails there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.distributed as dist
 
-import fakedist
+from fakedist import semantics
 
 SENTINEL = -7.0  # fills outputs, so "untouched" is distinguishable from "copied"
-PROBE_WORLD = 2
-PROBE_RANK = 1
 
 
 def sentinel(*shape: int) -> torch.Tensor:
@@ -36,72 +33,29 @@ def untouched(t: torch.Tensor) -> bool:
     return bool((t == SENTINEL).all())
 
 
-def _probe_all_gather() -> bool:
-    out = [sentinel(2) for _ in range(PROBE_WORLD)]
-    dist.all_gather(out, torch.ones(2))
-    return not untouched(out[0])
-
-
-def _probe_all_gather_into_tensor() -> bool:
-    out = sentinel(2 * PROBE_WORLD)
-    dist.all_gather_into_tensor(out, torch.ones(2))
-    return not untouched(out)
-
-
-def _probe_gather() -> bool:
-    out = [sentinel(2) for _ in range(PROBE_WORLD)]
-    dist.gather(torch.ones(2), out, dst=PROBE_RANK)
-    return not untouched(out[0])
-
-
-def _probe_scatter() -> bool:
-    out = sentinel(2)
-    dist.scatter(out, [torch.ones(2) for _ in range(PROBE_WORLD)], src=PROBE_RANK)
-    return not untouched(out)
-
-
-def _probe_reduce_scatter() -> bool:
-    out = sentinel(2)
-    dist.reduce_scatter(out, [torch.ones(2) for _ in range(PROBE_WORLD)])
-    return not untouched(out)
-
-
-def _probe_reduce_scatter_tensor() -> bool:
-    out = sentinel(2)
-    dist.reduce_scatter_tensor(out, torch.ones(2 * PROBE_WORLD))
-    return not untouched(out)
-
-
-def _probe_all_to_all() -> bool:
-    out = [sentinel(2) for _ in range(PROBE_WORLD)]
-    dist.all_to_all(out, [torch.ones(2) for _ in range(PROBE_WORLD)])
-    return not untouched(out[0])
-
-
-def _probe_all_to_all_single() -> bool:
-    out = sentinel(2 * PROBE_WORLD)
-    dist.all_to_all_single(out, torch.ones(2 * PROBE_WORLD))
-    return not untouched(out)
-
-
-PROBES: dict[str, Callable[[], bool]] = {
-    "all_gather": _probe_all_gather,
-    "all_gather_into_tensor": _probe_all_gather_into_tensor,
-    "gather": _probe_gather,
-    "scatter": _probe_scatter,
-    "reduce_scatter": _probe_reduce_scatter,
-    "reduce_scatter_tensor": _probe_reduce_scatter_tensor,
-    "all_to_all": _probe_all_to_all,
-    "all_to_all_single": _probe_all_to_all_single,
-}
+WRITE_OPS = (
+    "all_gather",
+    "all_gather_into_tensor",
+    "gather",
+    "scatter",
+    "reduce_scatter",
+    "reduce_scatter_tensor",
+    "all_to_all",
+    "all_to_all_single",
+)
+TABLE_PATH = Path(__file__).resolve().parents[2] / "matrix" / "fake_semantics.toml"
 
 
 @dataclass(frozen=True)
 class FakeSemantics:
-    """The fake backend's data semantics on this torch."""
+    """The fake backend's data semantics on this torch, as matrix/fake_semantics.toml says."""
 
-    writes: frozenset[str]  # ops (keys of PROBES) that write their outputs
-    sum_scales: bool  # all_reduce(SUM) multiplies by the world size ("identical ranks")
+    values: dict[str, Any]  # every fact of the table, at the installed torch
+
+    @property
+    def writes(self) -> frozenset[str]:
+        """Ops (of WRITE_OPS) that write their outputs."""
+        return frozenset(op for op in WRITE_OPS if self.values[f"{op}.writes"] == "writes")
 
     def copies(self, op: str) -> bool:
         """Whether ``op`` writes its output (copy semantics) on this torch."""
@@ -109,26 +63,16 @@ class FakeSemantics:
 
     def sum_factor(self, world_size: int) -> int:
         """What a SUM reduction multiplies its data by in a world of ``world_size``."""
-        return world_size if self.sum_scales else 1
+        return world_size if self.values["all_reduce.sum_factor"] == "world_size" else 1
+
+    def fact(self, name: str) -> Any:
+        """One fact's value on this torch."""
+        return self.values[name]
 
 
-def probe() -> FakeSemantics:
-    """Run every probe on a throwaway fake world (no other group may be initialised)."""
-    import warnings
-
-    if dist.is_initialized():
-        raise RuntimeError("probe() needs no initialised process group")
-    writes: set[str] = set()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # deprecation warnings for the *_tensor names
-        with fakedist.fake_world(PROBE_WORLD, rank=PROBE_RANK):
-            for name, fn in PROBES.items():
-                if fn():
-                    writes.add(name)
-            t = torch.ones(2)
-            dist.all_reduce(t)
-            sum_scales = bool((t == PROBE_WORLD).all())
-    return FakeSemantics(frozenset(writes), sum_scales)
+def expected() -> FakeSemantics:
+    """The table's values for the installed torch."""
+    return FakeSemantics(semantics.load(TABLE_PATH).values(torch.__version__))
 
 
 def assert_copied_or_untouched(

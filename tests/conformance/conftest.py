@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from _semantics import FakeSemantics, probe
+from _semantics import FakeSemantics, expected
 
 
 @pytest.fixture(scope="session")
 def fake_semantics() -> FakeSemantics:
-    """The fake backend's data semantics on this torch, probed once per session (worker)."""
-    return probe()
+    """The fake backend's data semantics on this torch, from matrix/fake_semantics.toml."""
+    return expected()

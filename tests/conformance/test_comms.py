@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from _models import fully_shard_fn  # noqa: E402
 
 from fakedist import fake_world  # noqa: E402
 from fakedist.comms import CommRecord, normalise_op  # noqa: E402
+from fakedist.world import group_name  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
@@ -150,7 +152,7 @@ def test_each_collective_is_recorded_exactly(name: str) -> None:
             index=0,
             op=op,
             functional=False,
-            group_name=world.group.group_name,
+            group_name=world.group_name,
             group_ranks=tuple(range(WS)),
             shapes=shapes,
             dtypes=(F32,) * len(shapes),
@@ -191,6 +193,8 @@ def _funcol() -> Any:
 
 @pytest.mark.parametrize("op", list(FUNCTIONAL))
 def test_functional_collectives_count_as_the_same_op(op: str) -> None:
+    if op == "all_to_all_single" and not hasattr(_funcol(), op):
+        pytest.skip("needs torch.distributed._functional_collectives.all_to_all_single (2.2+)")
     call, shapes, nbytes = FUNCTIONAL[op]
     with fake_world(WS, rank=RANK) as world:
         out = call(dist.group.WORLD)
@@ -206,6 +210,36 @@ def test_functional_collectives_count_as_the_same_op(op: str) -> None:
         assert rec.group_ranks == tuple(range(WS))
         assert world.comms.count(op) == 1
         assert world.comms.filter(op, functional=False) == []
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["funcol", "c10d_functional"])
+def test_functional_collectives_record_the_group_of_this_rank(legacy: bool) -> None:
+    """The record holds the op's group, by ranks and torch's name, also for the
+    ``c10d_functional`` ops that name it by (tag, ranks, group size): what funcol calls
+    before torch 2.3 (later a shim over ``_c10d_functional``)."""
+    lists = [[0, 1, 2, 3], [4, 5, 6, 7]]
+    with fake_world(8, rank=5) as world:
+        groups = [dist.new_group(ranks) for ranks in lists]
+        if legacy:
+            _funcol()  # defines the c10d_functional ops on torch < 2.3
+            out = torch.ops.c10d_functional.all_reduce(_t(4), "sum", "", lists[1], 4)
+        else:
+            out = _funcol().all_reduce(_t(4), "sum", groups[1])
+        out.wait() if hasattr(out, "wait") else _funcol().wait_tensor(out)
+        (rec,) = world.comms.records
+        assert (rec.op, rec.functional, rec.group_ranks) == ("all_reduce", True, (4, 5, 6, 7))
+        assert rec.group_name == group_name(groups[1])
+
+
+def test_group_names_are_torchs_on_every_release() -> None:
+    """``World.group_name`` and ``group_name()`` give torch's names for the groups, also where
+    the ProcessGroup cannot tell (2.1 has no ``group_name``; 2.2's raises for the fake one)."""
+    with fake_world(4, rank=1) as world:
+        sub = dist.new_group([0, 1])
+        assert (world.group_name, group_name(sub)) == ("0", "1")
+        dist.barrier(group=sub)
+        dist.barrier()
+        assert world.comms.groups() == {"1": (0, 1), "0": (0, 1, 2, 3)}
 
 
 def test_fixture_example_from_the_design() -> None:
@@ -234,10 +268,10 @@ def test_subgroups_are_recorded_with_their_global_ranks() -> None:
         assert log[1].src == 7
         assert log[1].bytes == 0
         assert log[2].dst == 7
-        for spec in (sub, [1, 5, 7], (1, 5, 7), sub.group_name):
+        for spec in (sub, [1, 5, 7], (1, 5, 7), group_name(sub)):
             assert log.count(group=spec) == 3
         assert log.count(group=dist.group.WORLD) == 0
-        assert log.groups() == {sub.group_name: (1, 5, 7)}
+        assert log.groups() == {group_name(sub): (1, 5, 7)}
 
 
 def test_table_json_dump_and_clear(tmp_path: Any) -> None:
@@ -259,19 +293,19 @@ def test_table_json_dump_and_clear(tmp_path: Any) -> None:
         assert lines[1].split() == [
             "0",
             "all_reduce",
-            f"{world.group.group_name}(2)",
+            f"{world.group_name}(2)",
             "4",
             "float16",
             "8",
         ]
         assert lines[2].split()[-2:] == ["12", "src=0"]
         data = json.loads(world.comms.to_json())
-        assert data["groups"] == {world.group.group_name: [0, 1]}
+        assert data["groups"] == {world.group_name: [0, 1]}
         assert data["calls"][0] == {
             "index": 0,
             "op": "all_reduce",
             "functional": False,
-            "group_name": world.group.group_name,
+            "group_name": world.group_name,
             "group_size": 2,
             "shapes": [[4]],
             "dtypes": ["torch.float16"],
@@ -351,11 +385,18 @@ def test_fsdp2_records_the_all_gathers_and_reduce_scatters_its_sharding_implies(
         world.comms.clear()
         model(torch.randn(2, 8)).sum().backward()
         shard = _ag_shard_numel(full, ws)
-        # one all-gather for forward, one again for backward (resharded), one reduce-scatter
-        world.comms.assert_sequence(
-            ["all_gather_into_tensor", "all_gather_into_tensor", "reduce_scatter_tensor"]
+        # One all-gather for forward, one again for backward (resharded), one reduce-scatter.
+        # Up to torch 2.7 the root never reshards after forward (reshard_after_forward defaults
+        # to True and FSDP2 drops it for the root): backward reuses the forward's all-gather.
+        # From torch 2.8 it defaults to None ("auto") and only that is dropped for the root.
+        root_reshards = (
+            inspect.signature(fully_shard).parameters["reshard_after_forward"].default is None
         )
-        assert world.comms.bytes("all_gather_into_tensor") == 2 * shard * 4
+        gathers = 2 if root_reshards else 1
+        world.comms.assert_sequence(
+            ["all_gather_into_tensor"] * gathers + ["reduce_scatter_tensor"]
+        )
+        assert world.comms.bytes("all_gather_into_tensor") == gathers * shard * 4
         assert world.comms.bytes("reduce_scatter_tensor") == ws * shard * 4
         assert all(r.group_ranks == tuple(range(ws)) for r in world.comms)
 

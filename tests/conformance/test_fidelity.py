@@ -12,7 +12,7 @@ import inspect
 import pytest
 import torch
 import torch.distributed as dist
-from _models import MLP, fully_shard_fn, local, parallelize
+from _models import MLP, fully_shard_fn, init_device_mesh_fn, local, parallelize
 
 ALL = ("fake", "threaded", "gloo")
 
@@ -55,6 +55,18 @@ def test_all_reduce_max(fake_world) -> None:
         assert t.tolist() == [2.0, 0.0]
 
 
+def _skip_where_gloo_lacks(method: str, op: str, release: str) -> None:
+    """Skip on gloo where it lacks ProcessGroup ``method`` (``(output, input)`` tensors; gloo
+    has it from torch ``release``), probed on a gloo group of one."""
+    if dist.get_backend() != "gloo":
+        return
+    group = dist.ProcessGroupGloo(dist.HashStore(), 0, 1)
+    try:
+        getattr(group, method)(torch.zeros(1), torch.zeros(1)).wait()
+    except RuntimeError:  # "no support for _allgather_base in Gloo process group"
+        pytest.skip(f"needs gloo's {method} for {op} (torch {release}+)")
+
+
 @pytest.mark.fake_world(4, fidelity=ALL)
 def test_all_gather_list(fake_world) -> None:
     out = [torch.empty(4) for _ in range(4)]
@@ -68,6 +80,7 @@ def test_all_gather_list(fake_world) -> None:
 
 @pytest.mark.fake_world(4, fidelity=ALL)
 def test_all_gather_into_tensor(fake_world) -> None:
+    _skip_where_gloo_lacks("_allgather_base", "all_gather_into_tensor", "2.2")
     out = torch.empty(16)
     dist.all_gather_into_tensor(out, _rank_value(dist.get_rank()))
     assert out.shape == (16,)
@@ -78,6 +91,7 @@ def test_all_gather_into_tensor(fake_world) -> None:
 
 @pytest.mark.fake_world(2, fidelity=ALL)
 def test_reduce_scatter_tensor(fake_world) -> None:
+    _skip_where_gloo_lacks("_reduce_scatter_base", "reduce_scatter_tensor", "2.3")
     x = torch.arange(4, dtype=torch.float32) + dist.get_rank()
     out = torch.empty(2)
     dist.reduce_scatter_tensor(out, x)
@@ -144,8 +158,7 @@ def test_subgroup_all_reduce(fake_world) -> None:
 
 @pytest.mark.fake_world(4, fidelity=ALL)
 def test_dtensor_shard_round_trip(fake_world) -> None:
-    from torch.distributed.device_mesh import init_device_mesh
-
+    init_device_mesh = init_device_mesh_fn()
     try:
         from torch.distributed.tensor import Replicate, Shard, distribute_tensor
     except ImportError:  # public from torch 2.5
@@ -188,14 +201,48 @@ def _full(p: torch.Tensor) -> torch.Tensor:
 
 
 def _assert_matches_reference_step(
-    model: torch.nn.Module, loss: torch.Tensor, dp_rank: int
+    model: torch.nn.Module, loss: torch.Tensor, dp_rank: int, grad_scale: float = 1.0
 ) -> None:
     """The loss of data-parallel rank ``dp_rank`` and the parameters after the SGD step
-    (lr 0.1, 2 data-parallel ranks) equal the single-process reference."""
-    losses, params = _reference_step(2, lr=0.1)
+    (lr 0.1, 2 data-parallel ranks, gradients ``grad_scale`` times the mean over ranks) equal
+    the single-process reference."""
+    losses, params = _reference_step(2, lr=0.1 * grad_scale)
     assert loss.item() == pytest.approx(losses[dp_rank], rel=1e-5)
     for name, p in model.named_parameters():
         torch.testing.assert_close(_full(p), params[name], rtol=1e-5, atol=1e-6)
+
+
+def _reduce_scatter_averages(group: dist.ProcessGroup) -> bool:
+    """Whether reduce_scatter_tensor with ReduceOp.AVG averages over ``group`` (one collective
+    on every rank): gloo's silently sums on torch 2.7 and 2.8 (it averages from 2.9)."""
+    out = torch.empty(1)
+    dist.reduce_scatter_tensor(out, torch.ones(group.size()), op=dist.ReduceOp.AVG, group=group)
+    return out.item() == 1.0
+
+
+def _fsdp2_reduces_fp32_with_avg(group: dist.ProcessGroup) -> bool:
+    """Whether FSDP2 reduce-scatters fp32 gradients over ``group`` with ReduceOp.AVG and no
+    pre/post divide factors: ``_get_gradient_divide_factors`` gives ``(None, None)`` (the op
+    then is AVG) up to torch 2.8, ``(pre, post, reduce_scatter_op, all_reduce_op)`` from 2.9."""
+    try:
+        from torch.distributed.fsdp._fully_shard._fsdp_collectives import (
+            _get_gradient_divide_factors,
+        )
+    except ImportError:  # torch.distributed._composable.fsdp before 2.6
+        from torch.distributed._composable.fsdp._fsdp_collectives import (
+            _get_gradient_divide_factors,
+        )
+    factors = _get_gradient_divide_factors(group, None, torch.float32, "cpu")
+    return factors[:2] == (None, None) and (len(factors) == 2 or factors[2] == dist.ReduceOp.AVG)
+
+
+def _fsdp2_grad_scale(group: dist.ProcessGroup) -> float:
+    """FSDP2's reduced gradients over data-parallel ``group`` relative to their mean: the group
+    size where FSDP2 reduce-scatters with ReduceOp.AVG and the backend sums instead (gloo on
+    torch 2.7 and 2.8: every gradient is then world size times the single-process mean)."""
+    if _reduce_scatter_averages(group) or not _fsdp2_reduces_fp32_with_avg(group):
+        return 1.0
+    return float(group.size())
 
 
 @pytest.mark.fake_world(2, fidelity=ALL)
@@ -214,15 +261,16 @@ def test_fsdp2_step_matches_single_process(fake_world) -> None:
     assert fake_world.comms.count("all_gather_into_tensor") >= 2
     assert fake_world.comms.count("reduce_scatter_tensor") >= 2
     if fake_world.computes:
-        _assert_matches_reference_step(model, loss, rank)
+        scale = _fsdp2_grad_scale(dist.group.WORLD)
+        _assert_matches_reference_step(model, loss, rank, scale)
 
 
 @pytest.mark.fake_world(4, fidelity=ALL)
 def test_fsdp2_tp_step_matches_single_process(fake_world) -> None:
-    from torch.distributed.device_mesh import init_device_mesh
+    init_device_mesh = init_device_mesh_fn()
+    fully_shard = fully_shard_fn()
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel
 
-    fully_shard = fully_shard_fn()
     mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
     plan = {"net1": ColwiseParallel(), "net2": RowwiseParallel()}
     model = parallelize(_seeded_mlp(), mesh["tp"], plan)
@@ -234,7 +282,8 @@ def test_fsdp2_tp_step_matches_single_process(fake_world) -> None:
     optim.step()
     assert fake_world.comms.count("reduce_scatter_tensor") >= 1
     if fake_world.computes:
-        _assert_matches_reference_step(model, loss, dp_rank)
+        scale = _fsdp2_grad_scale(mesh["dp"].get_group())
+        _assert_matches_reference_step(model, loss, dp_rank, scale)
 
 
 @pytest.mark.fake_world(2, fidelity=ALL, faults=[{"op": "all_gather", "nth": 2}])

@@ -4,6 +4,13 @@ Everything this project knows about the fake backend's history lives here:
 
 * torch 2.1-2.2: ``FakeProcessGroup`` is a Python class in
   ``torch.testing._internal.distributed.fake_pg``; importing that module registers ``"fake"``.
+  That class *is* the ProcessGroup (no backend behind it), so its collectives never dispatch
+  ``c10d.*`` ops, and the ones it does not define fail: ``gather``, ``reduce`` (and on 2.1
+  ``allreduce_coalesced``), ``all_gather_coalesced`` raise "No backend type associated with
+  device type cpu"; its ``barrier`` returns None, so ``dist.barrier()`` raises
+  "'NoneType' object has no attribute 'wait'". fakedist registers a subclass instead
+  (:func:`register`) whose ``barrier``, ``gather`` and ``reduce`` return a completed Work and
+  write nothing, as the C++ class of 2.3-2.12 does.
 * torch 2.3: ``FakeProcessGroup`` moved to C++ (``torch._C._distributed_c10d``); the testing
   module still registers the backend.
 * torch 2.9: ``FakeProcessGroup.Options`` (passed as ``pg_options``), extended-API creator.
@@ -17,6 +24,7 @@ Nothing here parses version strings: each branch tests for the feature itself.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 from dataclasses import dataclass
@@ -95,12 +103,46 @@ def register() -> None:
     """Make ``init_process_group("fake")`` available; idempotent."""
     import torch.distributed as dist
 
-    features()
+    feats = features()
     plugins = getattr(dist.Backend, "_plugins", {})
     if NAME not in _backend_list() or NAME.upper() not in plugins:
         # Even where "fake" is listed as built in (2.11+), its creator is registered by the
         # testing module; init_process_group imports it only when no store is passed.
         importlib.import_module(_TESTING_MODULE)
+    if not feats.cpp_class:  # torch 2.1-2.2: "fake" creates fakedist's completed class
+        completed_pg_class()  # before the hooks look for ProcessGroup subclasses
+        plugin = plugins[NAME.upper()]
+        if plugin.creator_fn is not _create_completed_pg:
+            plugins[NAME.upper()] = plugin._replace(creator_fn=_create_completed_pg)
+
+
+@functools.lru_cache(maxsize=1)
+def completed_pg_class() -> Any:
+    """torch 2.1-2.2's Python FakeProcessGroup with the collectives it lacks (no-ops).
+
+    ``barrier`` returns a completed Work instead of None; ``gather`` and ``reduce`` (which
+    the class does not define, and which have no backend to fall back on) return one too and
+    leave every tensor untouched, as torch's C++ FakeProcessGroup (2.3-2.12) does.
+    """
+    from fakedist.backends.pypg import _future_work  # a completed Work, as torch's returns
+
+    base = _fake_pg_class()
+
+    def barrier(self: Any, opts: Any = None) -> Any:
+        return _future_work(None)
+
+    def gather(self: Any, output_tensors: Any, input_tensors: Any, opts: Any = None) -> Any:
+        return _future_work(output_tensors)
+
+    def reduce(self: Any, tensors: Any, opts: Any = None) -> Any:
+        return _future_work(tensors)
+
+    methods = {"barrier": barrier, "gather": gather, "reduce": reduce}
+    return type("FakeProcessGroup", (base,), {"__module__": __name__, **methods})
+
+
+def _create_completed_pg(store: Any, rank: int, world_size: int, timeout: Any) -> Any:
+    return completed_pg_class()(rank, world_size)
 
 
 def make_pg_options(options: dict[str, Any]) -> Any | None:
@@ -126,3 +168,133 @@ def make_pg_options(options: dict[str, Any]) -> Any | None:
 
 ERROR_MESSAGE = "FakeProcessGroup collective operation error"
 """The start of the message torch's fake backend raises with ``error_on_collective``."""
+
+
+# ------------------------------------------------------------------ uniform data semantics
+# What fakedist makes the same on every torch (matrix/fake_semantics.toml records the result):
+#
+# * Gathered outputs never require grad. torch 2.1-2.12's fake all_gather copies the input into
+#   the outputs with an autograd-recorded copy, so outputs of an input that requires grad
+#   required grad too (no real backend does that). The input is passed on detached.
+# * reduce_scatter writes this rank's chunk. Before torch 2.13 the fake reduce_scatter left its
+#   output untouched, so FSDP2 gradients were uninitialised memory. The output is filled with
+#   this rank's chunk of the input *before* torch's call: where torch writes (2.13+), its own
+#   values win; where it does not, the output holds what 2.13 writes.
+
+_GATHER_INPUT_AT = {
+    "allgather": 1,
+    "_allgather_base": 1,
+    "all_gather_single": 1,
+    "allgather_into_tensor_coalesced": 1,
+    "all_gather_single_coalesced": 1,
+    "allgather_coalesced": 1,
+}
+_REDUCE_SCATTER = frozenset(
+    {
+        "reduce_scatter",
+        "_reduce_scatter_base",
+        "reduce_scatter_single",
+        "reduce_scatter_tensor_coalesced",
+        "reduce_scatter_single_coalesced",
+    }
+)
+UNIFORM_METHODS = frozenset(_GATHER_INPUT_AT) | _REDUCE_SCATTER
+"""ProcessGroup methods whose arguments :func:`uniform_args` adjusts."""
+
+
+def _detached(x: Any) -> Any:
+    if isinstance(x, (list, tuple)):
+        return type(x)(_detached(y) for y in x)
+    return x.detach() if getattr(x, "requires_grad", False) else x
+
+
+def _prefill_reduce_scatter(method: str, group_rank: int, args: tuple[Any, ...]) -> None:
+    import torch
+
+    with torch.no_grad():
+        if method == "reduce_scatter":  # ([out], [[in_0, ..., in_n-1]], opts)
+            outs, ins = args[0], args[1]
+            if isinstance(outs, torch.Tensor):  # the (output, input_list, op) overload
+                outs, ins = [outs], [ins]
+            for out, inputs in zip(outs, ins):
+                out.copy_(inputs[group_rank])
+        elif method in ("_reduce_scatter_base", "reduce_scatter_single"):  # (out, in, opts)
+            out, inp = args[0], args[1]
+            out.copy_(
+                inp.reshape(-1)[group_rank * out.numel() : (group_rank + 1) * out.numel()].view_as(
+                    out
+                )
+            )
+        else:  # coalesced: ([outs], [ins], opts)
+            for out, inp in zip(args[0], args[1]):
+                n = out.numel()
+                out.copy_(inp.reshape(-1)[group_rank * n : (group_rank + 1) * n].view_as(out))
+
+
+def uniform_args(method: str, pg: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The arguments to call FakeProcessGroup's ``method`` with, after the uniform step."""
+    at = _GATHER_INPUT_AT.get(method)
+    if at is not None and len(args) > at:
+        return (*args[:at], _detached(args[at]), *args[at + 1 :])
+    if method in _REDUCE_SCATTER:
+        # a malformed call: torch raises its own error for it
+        with contextlib.suppress(IndexError, RuntimeError, TypeError, AttributeError):
+            _prefill_reduce_scatter(method, pg.rank(), args)
+    return args
+
+
+# Functional reduce_scatter (_c10d_functional, what DTensor/TP and FSDP2's TP path call) makes
+# its output itself, so it cannot be filled before torch's call: it is filled after, where this
+# torch's fake backend leaves it unwritten (before 2.13). Whether it does is probed once per
+# process, on the first call, with an input of a value uninitialised memory will not hold.
+FUNCTIONAL_UNIFORM = frozenset({"reduce_scatter_tensor", "reduce_scatter_tensor_coalesced"})
+_PROBE_VALUE = 12345.0
+_functional_writes: dict[str, bool] = {}
+
+
+def _probe_functional(name: str, args: tuple[Any, ...], call: Any) -> bool | None:
+    """Whether torch's fake backend writes ``name``'s output; None when the probe failed."""
+    import torch
+
+    coalesced = name.endswith("_coalesced")
+    first = args[0]
+    probe = (
+        [torch.full_like(t, _PROBE_VALUE) for t in first]
+        if coalesced
+        else torch.full_like(first, _PROBE_VALUE)
+    )
+    try:
+        out = call(probe, *args[1:])
+    except RuntimeError:  # e.g. error_on_collective: try again on the next call
+        return None
+    outs = out if coalesced else [out]
+    for ns in ("_c10d_functional", "c10d_functional"):  # the latter: torch < 2.3
+        wait = getattr(getattr(torch.ops, ns, None), "wait_tensor", None)
+        if wait is not None:  # torch warns at exit about collectives never waited
+            outs = [wait(o) for o in outs]
+            break
+    return all(bool((o == _PROBE_VALUE).all()) for o in outs)
+
+
+def uniform_functional(
+    name: str, args: tuple[Any, ...], result: Any, call: Any, group_rank: int
+) -> Any:
+    """The result of functional op ``name`` on the fake backend, after the uniform step."""
+    if name not in FUNCTIONAL_UNIFORM:
+        return result
+    writes = _functional_writes.get(name)
+    if writes is None:
+        writes = _probe_functional(name, args, call)
+        if writes is None:
+            return result
+        _functional_writes[name] = writes
+    if writes:
+        return result
+    import torch
+
+    coalesced = name.endswith("_coalesced")
+    with torch.no_grad():
+        for out, inp in zip(result if coalesced else [result], args[0] if coalesced else [args[0]]):
+            n = out.numel()
+            out.copy_(inp.reshape(-1)[group_rank * n : (group_rank + 1) * n].view_as(out))
+    return result

@@ -80,6 +80,45 @@ def _missing_methods(group_cls: type) -> list[str]:
     ]
 
 
+def _own_fake_cuda_guard() -> None:
+    """Let the main thread own the fake CUDA device guard before any rank thread can.
+
+    Entering FakeTensorMode (DTensor's sharding propagation does) on a CUDA build without a
+    GPU calls ``torch._C._ensureCUDADeviceGuardSet``, which in torch 2.11 stores a guard owned
+    by the calling thread in the process-wide registry: once that rank thread ends, the next
+    entry, in the next test, reads freed memory and the process dies (SIGSEGV). Set from the
+    main thread, it outlives the ranks; their calls then find a guard with devices and keep it.
+    """
+    import torch
+
+    ensure = getattr(torch._C, "_ensureCUDADeviceGuardSet", None)
+    if ensure is not None:
+        ensure()
+
+
+def _give_world_comms(world: Any) -> Callable[[], None]:
+    """Give the threaded group's world a per-thread, empty ``comms`` list; return the undo.
+
+    ``destroy_process_group`` finalises ``_world.comms`` (torchcomms' communicators) from torch
+    2.11, whose ``ThreadLocalWorld`` lacks it (torch 2.12 added it there): without it every
+    rank's teardown raises AttributeError. Nothing to do where the world has it or torch no
+    such list.
+    """
+    cls = type(world)
+    if hasattr(world, "comms"):
+        return lambda: None
+    local = threading.local()
+
+    def comms(self: Any) -> list[Any]:
+        if not hasattr(local, "comms"):
+            local.comms = []
+        found: list[Any] = local.comms
+        return found
+
+    cls.comms = property(comms)
+    return lambda: delattr(cls, "comms")
+
+
 def _refuser(op: str) -> Callable[..., Any]:
     """Stands in for a method the threaded group lacks: the test skips, naming the op."""
     from fakedist.comms import ALIASES
@@ -111,6 +150,7 @@ def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
             f"(backend {dist.get_backend()!r}); destroy it first"
         )
     import_present()  # torch's compiler stack cannot be first imported by two ranks at once
+    _own_fake_cuda_guard()
     mtpg = _threaded_pg()
     group_cls = mtpg.ProcessLocalGroup
     # Without an override, such a call reaches C++ and fails with "No backend type
@@ -135,6 +175,7 @@ def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
     excepthook = sys.excepthook  # every init_process_group wraps it (torch 2.4+)
     _hooks.install(router)
     mtpg._install_threaded_pg()
+    forget_world_comms = _give_world_comms(dist.distributed_c10d._world)
     if isolation is not None:
         isolation(True)
     threads = [
@@ -158,6 +199,7 @@ def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
         if isolation is not None:
             isolation(False)
         mtpg._uninstall_threaded_pg()
+        forget_world_comms()
         _hooks.uninstall(router)  # restores the refusers first: remove them after
         for name in missing:
             delattr(group_cls, name)
@@ -175,11 +217,14 @@ def _rank_main(
     wake: Callable[[BaseException], None],
 ) -> None:
     from fakedist.faults import FaultSchedule
+    from fakedist.fidelity import RANK_SLACK
     from fakedist.world import rank_world, use_thread_worlds
 
     use_thread_worlds()
     try:
-        schedule = FaultSchedule(plan.faults, plan.world_size, rank)
+        schedule = FaultSchedule(
+            plan.faults, plan.world_size, rank, timeout=plan.timeout, slack=RANK_SLACK
+        )
         init = {"store": store, "timeout": timedelta(seconds=plan.timeout)}
         with rank_world(
             "threaded",
