@@ -9,17 +9,30 @@ autograd kernels of the functional ops. Instead, while a fake world is active:
 * every collective method of ``ProcessGroup`` (the C++ class behind the fake backend and any
   other C++ backend) and of fakedist's ``PyProcessGroup`` is wrapped; every
   ``torch.distributed`` collective, sync or async, ends in one of these calls;
-* the ``torch.ops._c10d_functional`` op packets (``c10d_functional`` before torch 2.3) are
-  wrapped; DTensor/TP and ``_functional_collectives`` call them from Python.
+* the ``torch.ops._c10d_functional`` ops (``c10d_functional`` before torch 2.3) get a Python
+  kernel on the BackendSelect dispatch key (torch 2.4+, see :func:`_functional_kernel`): it
+  runs once per call on real tensors -- eager (DTensor/TP, ``_functional_collectives``), from
+  a ``torch.compile`` graph (any backend, fullgraph or not), a ``make_fx`` graph or a
+  ``torch.export`` program -- and never for tracing with fake tensors. The op packets are
+  left alone, so dynamo traces them as usual. Before torch 2.4 (no keyset kernels) the
+  packets are wrapped instead (:class:`_RecordedPacket`): eager calls and graphs that call
+  the packet (dynamo's, run by the ``eager`` backend) are recorded; graphs that call the op
+  overload (inductor, make_fx, export) are not, unless the op reaches a Python
+  ProcessGroup's methods (2.1-2.2's fake backend), which record it;
+* DistributedDataParallel's comm-hook entry points, so DDP trains on the ``fake`` backend
+  (:mod:`fakedist.backends.fake_ddp`); its gradient all-reduce is then recorded.
 
 Calls nested inside a recorded call (a functional op reaching PyProcessGroup through the C++
 trampoline, torch 2.13's ``all_gather_single`` reaching ``_allgather_base``) are not counted
-twice. Not seen: collectives issued from C++ (DDP's reducer on a C++ backend, compiled graphs).
+twice. Not seen: collectives issued from C++ through ``ProcessGroup`` (DDP's parameter
+broadcast at construction on a C++ backend; its reducer under a built-in C++ comm hook).
 Method names are feature-detected: those a torch lacks are skipped.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 import threading
 from collections.abc import Callable
@@ -27,6 +40,7 @@ from typing import Any
 
 from torch import Tensor
 
+from fakedist.backends import fake, fake_ddp
 from fakedist.comms import ALIASES, CommLog
 from fakedist.faults import FaultSchedule, make_error
 
@@ -88,15 +102,19 @@ def _flat(x: Any, out: list[Any]) -> list[Any]:
 
 
 def _group_name(pg: Any) -> str:
-    """The group's name, or "" where torch cannot tell it.
+    """The group's name: ``pg.group_name``, else the name torch.distributed registered for
+    it, else "" (a group torch does not know).
 
-    Before torch 2.5 a Python ProcessGroup subclass (pypg) has no name: reading
-    ``group_name`` raises RuntimeError("ProcessGroup name not set").
+    torch 2.1's ProcessGroup has no ``group_name``; from 2.2 reading it raises
+    RuntimeError("ProcessGroup name not set") where torch never set it on a Python
+    ProcessGroup subclass (2.2's fake backend; pypg before torch 2.5).
     """
     try:
         return str(pg.group_name)
     except (AttributeError, RuntimeError):
-        return ""
+        import torch.distributed.distributed_c10d as c10d
+
+        return str(c10d._world.pg_names.get(pg, ""))
 
 
 class Recorder:
@@ -109,8 +127,10 @@ class Recorder:
         *,
         record: bool,
         native_faults: bool,
+        uniform: bool = False,
     ) -> None:
         self.log = log
+        self.uniform = uniform  # the fake backend's data semantics made uniform (backends.fake)
         self.faults = faults
         self.record_calls = record
         self.native_faults = native_faults  # torch's error_on_collective does the failing
@@ -120,15 +140,23 @@ class Recorder:
         self._last: tuple[Any, str, tuple[int, ...], int] = (object(), "", (), 0)
 
     def group_info(self, group: Any) -> tuple[Any, str, tuple[int, ...], int]:
-        """(group, name, global ranks, this rank's group rank); cached per group object."""
-        key: Any = group if isinstance(group, str) else id(group)
+        """(group, name, global ranks, this rank's group rank); cached per group object.
+
+        ``group`` is a ProcessGroup, a group name (``_c10d_functional`` ops) or the
+        ``(tag, ranks, group_size)`` by which ``c10d_functional`` ops name it (torch < 2.3).
+        """
+        by_value = isinstance(group, (str, tuple))
+        key: Any = group if by_value else id(group)
         info = self._groups.get(key)
-        if info is not None and (isinstance(group, str) or info[0] is group):
+        if info is not None and (by_value or info[0] is group):
             return info
         import torch.distributed as dist
         import torch.distributed.distributed_c10d as c10d
 
-        pg = c10d._resolve_process_group(group) if isinstance(group, str) else group
+        if isinstance(group, tuple):  # ranks may list several groups: torch picks this rank's
+            pg = c10d._find_or_create_pg_by_ranks_and_tag(group[0], list(group[1]), group[2])
+        else:
+            pg = c10d._resolve_process_group(group) if isinstance(group, str) else group
         name = group if isinstance(group, str) else _group_name(pg)
         ranks = tuple(dist.get_process_group_ranks(pg))
         info = (group, name, ranks, pg.rank())
@@ -246,6 +274,8 @@ class ThreadRouter:
     """Sits on the recorder stack while ranks run as threads: each call goes to the recorder
     of the calling thread. A thread without one (the main thread) passes calls through."""
 
+    uniform = False  # rank threads run a real (threaded) backend
+
     def __init__(self) -> None:
         self._local = threading.local()
 
@@ -278,16 +308,23 @@ _PATCHED: list[tuple[Any, str, Any]] = []
 
 
 def _pg_wrapper(name: str, kind: str, orig: Any) -> Callable[..., Any]:
+    adjusts = name in fake.UNIFORM_METHODS
+
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not _ACTIVE or _ACTIVE[-1].depth:
             return orig(self, *args, **kwargs)
         rec = _ACTIVE[-1]
         rec.on_call(name, self, kind, args, kwargs, False, -1)
+        if adjusts and rec.uniform:  # the fake backend, the same on every torch
+            args = fake.uniform_args(name, self, args)
         rec.depth += 1
         try:
-            return orig(self, *args, **kwargs)
+            work = orig(self, *args, **kwargs)
         finally:
             rec.depth -= 1
+        if fake_ddp.HOOK_CALLS[0]:  # in a DDP comm hook on the fake backend: a real future
+            return fake_ddp.completed_work(args)
+        return work
 
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__doc__ = getattr(orig, "__doc__", None)
@@ -295,28 +332,117 @@ def _pg_wrapper(name: str, kind: str, orig: Any) -> Callable[..., Any]:
     return wrapper
 
 
+_KEY = "BackendSelect"
+
+
+def _functional_kernel(name: str, overload: Any) -> Callable[..., Any]:
+    """A kernel for functional op ``name`` on the BackendSelect dispatch key.
+
+    BackendSelect sits below the Python key (FakeTensor, proxy and functional tensors, export,
+    dynamo and make_fx tracing) and above the CPU/CUDA kernels, and is a fallthrough for every
+    op without its own kernel: this one runs exactly once per call that executes on real
+    tensors, whether eager, from a compiled graph (dynamo with any backend, inductor's
+    generated code) or from a ``make_fx`` / ``torch.export`` graph. FakeTensorMode reaches it
+    too, with FakeTensors, when it runs the op's meta kernel: those calls are not recorded.
+    """
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    kind, peer = FUNCTIONAL_OPS[name]
+    after = torch._C._dispatch_keyset_full_after(getattr(torch._C.DispatchKey, _KEY))
+
+    def kernel(keyset: Any, *args: Any, **kwargs: Any) -> Any:
+        first = _flat(args[0], [])
+        if not _ACTIVE or _ACTIVE[-1].depth or (first and isinstance(first[0], FakeTensor)):
+            return overload.redispatch(keyset & after, *args, **kwargs)
+        rec = _ACTIVE[-1]
+        group = kwargs["group_name"] if "group_name" in kwargs else args[-1]
+        if type(group) is int:  # c10d_functional (torch < 2.3): ..., tag, ranks, group_size
+            group = (args[-3], tuple(args[-2]), group)
+        rec.on_call(name, group, kind, args, kwargs, True, peer)
+        rec.depth += 1
+        try:
+            result = overload.redispatch(keyset & after, *args, **kwargs)
+            if isinstance(rec, Recorder) and rec.uniform and name in fake.FUNCTIONAL_UNIFORM:
+                again = functools.partial(overload.redispatch, keyset & after, **kwargs)
+                rank = rec.group_info(group)[3]
+                result = fake.uniform_functional(name, args, result, again, rank)
+            return result
+        finally:
+            rec.depth -= 1
+
+    return kernel
+
+
 class _RecordedPacket:
-    """Stands in for a functional op packet: records calls, delegates everything else."""
+    """Stands in for a functional op packet where torch cannot take a keyset kernel
+    (``Library.impl`` takes ``with_keyset`` from torch 2.4): records calls on real tensors,
+    delegates the rest. While dynamo traces it only calls the packet, so the op lands in the
+    graph: a graph that calls the packet when it runs is recorded, one that calls the op
+    overload (inductor, make_fx, export) is not."""
 
     def __init__(self, name: str, packet: Any) -> None:
+        from torch._subclasses.fake_tensor import FakeTensor
+
         self._name = name
         self._packet = packet
         self._kind, self._peer = FUNCTIONAL_OPS[name]
+        self._fake = FakeTensor
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._packet, attr)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not _ACTIVE or _ACTIVE[-1].depth:
+        if _compiling() or not _ACTIVE or _ACTIVE[-1].depth:
+            return self._packet(*args, **kwargs)
+        first = _flat(args[0], []) if args else []
+        if first and isinstance(first[0], self._fake):  # make_fx / export tracing
             return self._packet(*args, **kwargs)
         rec = _ACTIVE[-1]
         group = kwargs["group_name"] if "group_name" in kwargs else args[-1]
+        if type(group) is int:  # c10d_functional (torch < 2.3): ..., tag, ranks, group_size
+            group = (args[-3], tuple(args[-2]), group)
         rec.on_call(self._name, group, self._kind, args, kwargs, True, self._peer)
         rec.depth += 1
         try:
-            return self._packet(*args, **kwargs)
+            result = self._packet(*args, **kwargs)
+            if isinstance(rec, Recorder) and rec.uniform and self._name in fake.FUNCTIONAL_UNIFORM:
+                again = functools.partial(self._packet, **kwargs)
+                rank = rec.group_info(group)[3]
+                result = fake.uniform_functional(self._name, args, result, again, rank)
+            return result
         finally:
             rec.depth -= 1
+
+
+def records_graph_calls() -> bool:
+    """Whether every functional collective called from a compiled or traced graph is recorded:
+    with keyset kernels (``Library.impl(with_keyset=...)``, torch 2.4+). Before, only those
+    made through the op packet are (see :class:`_RecordedPacket`)."""
+    import torch
+
+    return "with_keyset" in inspect.signature(torch.library.Library.impl).parameters
+
+
+def _never() -> bool:
+    return False
+
+
+# Read as a module global by _RecordedPacket: dynamo folds it to True only when it reaches the
+# function through a global (torch 2.2 does not through an instance attribute).
+_compiling: Callable[[], bool] = _never
+
+
+def _find_is_compiling() -> Callable[[], bool]:
+    """``torch.compiler.is_compiling`` (torch 2.3+), else ``torch._dynamo.is_compiling``."""
+    import torch
+
+    found = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if found is None:
+        import torch._dynamo
+
+        found = getattr(torch._dynamo, "is_compiling", None)
+    return found if found is not None else _never
 
 
 def install(recorder: Recorder | ThreadRouter) -> None:
@@ -360,15 +486,43 @@ def install(recorder: Recorder | ThreadRouter) -> None:
             ):
                 _PATCHED.append((sub, name, own))
                 setattr(sub, name, _pg_wrapper(name, kind, own))
+    keyset_kernels = records_graph_calls()
+    global _compiling
+    _compiling = _find_is_compiling()
     for ns_name in FUNCTIONAL_NAMESPACES:
         ns = getattr(torch.ops, ns_name)
+        lib: Any = None
         for name in FUNCTIONAL_OPS:
             try:
                 packet = getattr(ns, name)
             except (AttributeError, RuntimeError):  # op absent on this torch
                 continue
-            _PATCHED.append((ns, name, packet))
-            setattr(ns, name, _RecordedPacket(name, packet))
+            if not keyset_kernels:  # torch < 2.4
+                _PATCHED.append((ns, name, packet))
+                setattr(ns, name, _RecordedPacket(name, packet))
+                continue
+            if lib is None:
+                lib = torch.library.Library(ns_name, "IMPL")
+                _PATCHED.append((lib, ns_name, _LIBRARY))
+            lib.impl(name, _functional_kernel(name, packet.default), _KEY, with_keyset=True)
+    _patch_ddp()
+
+
+def _patch_ddp() -> None:
+    """Wrap the DistributedDataParallel methods that make DDP train on the ``fake`` backend
+    (see :mod:`fakedist.backends.fake_ddp`)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from fakedist.backends import fake_ddp
+
+    for name, wrap in fake_ddp.PATCHES.items():
+        orig = DDP.__dict__.get(name)
+        if orig is None:
+            continue
+        patched = functools.wraps(orig)(wrap(orig))
+        patched.__fakedist_hook__ = True  # type: ignore[attr-defined]  # for the leak check
+        _PATCHED.append((DDP, name, orig))
+        setattr(DDP, name, patched)
 
 
 def uninstall(recorder: Recorder | ThreadRouter) -> None:
@@ -395,13 +549,16 @@ def reset() -> None:
 def _restore() -> None:
     while _PATCHED:
         owner, name, orig = _PATCHED.pop()
-        if orig is _MISSING:
+        if orig is _LIBRARY:
+            owner._destroy()
+        elif orig is _MISSING:
             delattr(owner, name)
         else:
             setattr(owner, name, orig)
 
 
 _MISSING = object()
+_LIBRARY = object()  # marks a torch.library.Library of fakedist's kernels, destroyed on restore
 
 
 def _subclasses(cls: type) -> list[type]:

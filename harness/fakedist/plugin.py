@@ -1,4 +1,5 @@
-"""pytest plugin: the ``fake_world`` marker and fixture, the ``accelerator`` marker, a header.
+"""pytest plugin: the ``fake_world`` marker and fixture, the ``accelerator`` marker, a header,
+and the leak check after the tests that use fakedist (``--fakedist-isolation``).
 
 Loaded automatically (``pytest11`` entry point) wherever fakedist is installed. torch is
 imported lazily, so test runs that never touch a fake world pay nothing for it.
@@ -6,9 +7,9 @@ imported lazily, so test runs that never touch a fake world pay nothing for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -19,6 +20,8 @@ import pytest
 import fakedist.fidelity.bodies
 import fakedist.fidelity.gloo
 import fakedist.fidelity.threaded  # noqa: F401
+from fakedist import isolation
+from fakedist.fidelity.where import at_test, is_at_test
 
 MARKERS = (
     "fake_world(world_size=2, rank=0, backend='fake', faults=None, record=True, fidelity='fake', "
@@ -31,10 +34,22 @@ MARKERS = (
 
 
 TIMEOUT_OPTION = "--fakedist-timeout"
+ISOLATION_OPTION = "--fakedist-isolation"
+ISOLATION_INI = "fakedist_isolation"
+ISOLATION = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fakedist")
+    modes = "|".join(isolation.MODES)
+    isolation_help = (
+        "which tests fakedist checks for a leaked process group or fakedist state: "
+        "fakedist (the tests that use it, the default), strict (every test), off (none)"
+    )
+    group.addoption(
+        ISOLATION_OPTION, default=None, metavar=modes, help=f"{isolation_help}; wins over ini"
+    )
+    parser.addini(ISOLATION_INI, f"{isolation_help} ({modes})", default="")
     group.addoption(
         TIMEOUT_OPTION,
         default=None,
@@ -48,6 +63,22 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     _check_timeout_settings(config)
+    config.stash[ISOLATION] = _isolation_mode(config)
+
+
+def _isolation_mode(config: pytest.Config) -> str:
+    """``--fakedist-isolation`` > ini ``fakedist_isolation`` > ``fakedist``."""
+    value, source = config.getoption(ISOLATION_OPTION), ISOLATION_OPTION
+    if value is None:
+        value = config.getini(ISOLATION_INI) or None
+        where = config.inipath.name if config.inipath is not None else "ini"
+        source = f"{ISOLATION_INI} in {where}"
+    if value is None:
+        return isolation.DEFAULT_MODE
+    try:
+        return isolation.parse_mode(value, source)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _check_timeout_settings(config: pytest.Config) -> None:
@@ -69,6 +100,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from fakedist.faults import ENV_VAR
 
     lines = [f"fakedist: {describe_environment()}"]
+    mode = config.stash.get(ISOLATION, isolation.DEFAULT_MODE)
+    if mode != isolation.DEFAULT_MODE:
+        lines.append(f"fakedist: isolation={mode}")
     if os.environ.get(ENV_VAR, "").strip():  # a chaos run: say what reproduces it
         lines.append(f"fakedist: {ENV_VAR}={os.environ[ENV_VAR]}")
     return lines
@@ -83,14 +117,18 @@ def describe_environment() -> str:
     from fakedist.backends import register_backends
     from fakedist.devices import accelerator_info
 
+    devices = accelerator_info()
     build = f"cuda {torch.version.cuda}" if torch.version.cuda else "cpu"
+    if torch.version.cuda and not devices.count:  # PyPI's Linux wheels are CUDA builds
+        build += " build, running on CPU"
+    else:
+        build += " build"
     try:
         backends = ", ".join(register_backends())
     except Exception as exc:  # a broken torch.distributed must not hide the header
         backends = f"unavailable ({exc})"
     return (
-        f"torch {torch.__version__} ({build} build), devices: {accelerator_info().describe()}, "
-        f"backends: {backends}"
+        f"torch {torch.__version__} ({build}), devices: {devices.describe()}, backends: {backends}"
     )
 
 
@@ -116,7 +154,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not (value == "all" or (isinstance(value, (list, tuple)) and value)):
         return  # one fidelity (or an empty list, which the fixture reports)
     if "fake_world" not in metafunc.fixturenames:
-        raise pytest.UsageError(
+        raise pytest.Collector.CollectError(  # reported as this one line, no traceback
             f"{metafunc.definition.nodeid}: fake_world marker: fidelity={value!r} needs the "
             "test to take the fake_world fixture"
         )
@@ -143,15 +181,68 @@ def fake_world(request: pytest.FixtureRequest) -> Iterator[Any]:
             timeout = kwargs.pop("timeout", None)
             world_size = kwargs.pop("world_size", 2)
             if fidelity == "fake":
-                if timeout is not None:
-                    _timeout(request, timeout)  # validated although a fake rank cannot hang
+                seconds = _timeout(request, timeout)  # where fault delays end (None: env, 60 s)
                 world = stack.enter_context(_fake_world(world_size, **kwargs))
+                if seconds is not None:
+                    world.faults.limit(seconds)
             else:
                 world = _plan(request, fidelity, world_size, timeout, kwargs)
         except ValueError as exc:
-            message = f"{request.node.nodeid}: fake_world marker: {exc}"
-            raise pytest.fail.Exception(message, pytrace=False) from None
+            _fail(f"{request.node.nodeid}: fake_world marker: {exc}")
         yield world
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> None:
+    """Refuse a fixture that requests ``fake_world`` where the test's ranks run elsewhere."""
+    if fixturedef.argname == "fake_world" or "fake_world" not in fixturedef.argnames:
+        return
+    from fakedist.fidelity import Plan
+
+    plan = request.getfixturevalue("fake_world")
+    if isinstance(plan, Plan):
+        _fail(
+            f"{request.node.nodeid}: fixture {fixturedef.argname!r} requests fake_world, "
+            f"but at fidelity {plan.fidelity!r} each rank's World exists only in the test, and "
+            "fixtures are set up once before the ranks start: have the fixture return a "
+            "function, and call it in the test with fake_world"
+        )
+
+
+def _fail(message: str) -> NoReturn:
+    """Fail without a traceback; the report points at the test, not at this plugin."""
+    raise at_test(pytest.fail.Exception(message, pytrace=False)) from None
+
+
+def _skip(reason: str) -> NoReturn:
+    """Skip, reported at the test's file and line (``_use_item_location``: pytest 7.0+)."""
+    try:
+        exc = pytest.skip.Exception(reason, _use_item_location=True)
+    except TypeError:  # a pytest without it: the report hook below moves it
+        exc = pytest.skip.Exception(reason)
+    raise at_test(exc) from None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """Skips and failures fakedist raised (a rank's failure too, also from
+    ``with_fake_comms``) point at the test's file and line, not at fakedist's code."""
+    # Before and after: pytest replaces a unittest.SkipTest with its own skip, and sets
+    # what a unittest.TestCase method raised only now.
+    raised = [call.excinfo.value] if call.excinfo is not None else []
+    outcome = yield
+    raised += [call.excinfo.value] if call.excinfo is not None else []
+    path, line = item.reportinfo()[:2]
+    if line is None or not any(is_at_test(exc) for exc in raised):
+        return
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple):  # (path, lineno, reason)
+        report.longrepr = (str(path), line + 1, report.longrepr[2])
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:  # pytest's ReprFileLocation(path, lineno, message)
+        report.longrepr.reprcrash = type(crash)(str(path), line + 1, crash.message)
 
 
 def _fidelity(request: pytest.FixtureRequest, kwargs: dict[str, Any]) -> str:
@@ -216,9 +307,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     try:
         run_plan(plan, TestCall(pyfuncitem.obj, args))
     except FidelityUnsupported as exc:
-        pytest.skip(str(exc))
+        _skip(str(exc))
     except (RankFailure, FidelitySetupError) as exc:
-        raise pytest.fail.Exception(str(exc), pytrace=False) from None
+        _fail(str(exc))
     return True
 
 
@@ -227,7 +318,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     marker = item.get_closest_marker("accelerator")
     if marker is None:
         return
-    needed = _accelerator_count(marker)
+    needed = _accelerator_count(item, marker)
     from fakedist.devices import accelerator_info
 
     info = accelerator_info()
@@ -235,23 +326,43 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         kind = (info.kind or "CUDA").upper()
         found = "none" if info.count == 0 else str(info.count)
         plural = "device" if needed == 1 else "devices"
-        pytest.skip(f"needs {needed} {kind} {plural}, found {found}")
+        _skip(f"needs {needed} {kind} {plural}, found {found}")
 
 
-def _accelerator_count(marker: pytest.Mark) -> int:
+def _accelerator_count(item: pytest.Item, marker: pytest.Mark) -> int:
     count = marker.kwargs.get("count", marker.args[0] if marker.args else 1)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise pytest.UsageError(f"accelerator marker: count must be an int >= 1, got {count!r}")
+        _fail(  # the test errors with this one line, no traceback
+            f"{item.nodeid}: accelerator marker: count must be an int >= 1, got {count!r}"
+        )
     return count
 
 
 @pytest.fixture(autouse=True)
 def _fakedist_no_leaked_group(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail a test that leaves a process group or fakedist state behind; clean up after it."""
-    from fakedist import isolation
+    """Fail a test that leaves a process group or fakedist state behind; clean up after it.
 
+    ``--fakedist-isolation``: ``fakedist`` reports a process group only for tests that use
+    fakedist, ``strict`` for every test, ``off`` checks nothing. A group that was already
+    initialised when the test started (a session- or module-scoped fixture's) is left alone.
+    """
+    mode = request.config.stash.get(ISOLATION, isolation.DEFAULT_MODE)
+    if mode == "off":
+        yield
+        return
     before = isolation.snapshot()
     yield
-    found = isolation.leaks(before)
+    groups = mode == "strict" or uses_fakedist(request.node) or before.used_fakedist()
+    found = isolation.leaks(before, groups=groups)
     if found:
         pytest.fail(f"{request.node.nodeid} " + "; it also ".join(found), pytrace=False)
+
+
+def uses_fakedist(item: pytest.Item) -> bool:
+    """The test asks for fakedist: the marker, the fixture, or ``with_fake_comms``."""
+    if item.get_closest_marker("fake_world") is not None:
+        return True
+    if "fake_world" in getattr(item, "fixturenames", ()):
+        return True
+    decorated = "__fakedist_world__"  # fakedist.world.DECORATED (that module imports torch)
+    return bool(getattr(getattr(item, "obj", None), decorated, False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 from fakedist.backends import BACKENDS, init_kwargs, register_backends
 from fakedist.comms import CommLog
-from fakedist.faults import FaultSchedule, faults_from_env
+from fakedist.faults import FaultSchedule, faults_from_env, spec_list
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,6 +52,11 @@ class World:
         """True when collectives produce real results (every rank runs: threaded, gloo)."""
         return self.fidelity != "fake"
 
+    @property
+    def group_name(self) -> str:
+        """The default group's name, as ``comms`` records it: see :func:`group_name`."""
+        return group_name(self.group)
+
     def step(self) -> int:
         """Advance the step counter (for ``after_step`` faults; stamped on records)."""
         self.faults.step += 1
@@ -68,6 +74,18 @@ class World:
             return group._get_backend(torch.device("cpu"))
         except (AttributeError, RuntimeError):
             return group
+
+
+def group_name(group: Any) -> str:
+    """The name of ``group`` (a ProcessGroup) on every torch, as CommLog records it.
+
+    ``group.group_name`` where torch can read it; torch 2.1's ProcessGroup has no
+    ``group_name`` and 2.2 raises "ProcessGroup name not set" for a Python ProcessGroup (the
+    fake backend of 2.1-2.2): there it is the name torch.distributed registered for the group.
+    """
+    from fakedist import _hooks
+
+    return _hooks._group_name(group)
 
 
 def validate(world_size: Any, rank: Any, backend: Any) -> None:
@@ -102,7 +120,7 @@ def fake_world(
     raises. Bad arguments raise ValueError naming the value before anything is initialised.
     """
     validate(world_size, rank, backend)
-    schedule = FaultSchedule([*(faults or ()), *faults_from_env()], world_size, rank)
+    schedule = FaultSchedule([*spec_list(faults), *faults_from_env()], world_size, rank)
     from fakedist.backends import fake
 
     register_backends()
@@ -139,8 +157,9 @@ def rank_world(
     """
     import torch.distributed as dist
 
-    from fakedist import _hooks
+    from fakedist import _hooks, isolation
 
+    isolation.mark_used()  # the plugin's leak check then covers this test
     if dist.is_initialized():
         raise RuntimeError(
             "fake_world: a default process group is already initialised "
@@ -155,12 +174,15 @@ def rank_world(
         {},
         dist.group.WORLD,
         init.get("store"),
-        CommLog(),
+        CommLog(world_size),
         schedule,
         fidelity,
     )
-    recorder = _hooks.Recorder(world.comms, schedule, record=record, native_faults=native_faults)
-    active = record or bool(schedule)
+    uniform = backend == "fake"  # its data semantics, made the same on every torch
+    recorder = _hooks.Recorder(
+        world.comms, schedule, record=record, native_faults=native_faults, uniform=uniform
+    )
+    active = record or bool(schedule) or uniform
     stack = _active()
     stack.append(world)
     try:
@@ -191,6 +213,10 @@ def forget_dtensor_caches() -> None:
     They are keyed on DeviceMesh, whose equality ignores group names, so a later world would
     resolve groups that no longer exist. The module is ``torch.distributed.tensor`` from
     torch 2.5 (``torch.distributed._tensor`` before); nothing to do if DTensor was never used.
+    The caches (of the calling thread: the Python one is thread-local) are cleared through
+    ``debug._clear_sharding_prop_cache`` from torch 2.11; torch 2.10 has it in two halves,
+    ``_clear_python_sharding_prop_cache`` and ``_clear_fast_path_sharding_prop_cache``, and up
+    to torch 2.9 only the propagator's lru caches themselves can be cleared.
     """
     for package in ("torch.distributed.tensor", "torch.distributed._tensor"):
         if package not in sys.modules:
@@ -199,10 +225,33 @@ def forget_dtensor_caches() -> None:
             debug = importlib.import_module(f"{package}.debug")
         except ImportError:
             continue
-        clear = getattr(debug, "_clear_sharding_prop_cache", None)
+        names: tuple[str, ...] = ("_clear_sharding_prop_cache",)
+        if not hasattr(debug, names[0]):
+            names = ("_clear_python_sharding_prop_cache", "_clear_fast_path_sharding_prop_cache")
+        clears = [clear for clear in (getattr(debug, name, None) for name in names) if clear]
+        for clear in clears:
+            clear()
+        if not clears:
+            _clear_sharding_propagator(package)
+        return
+
+
+def _clear_sharding_propagator(package: str) -> None:
+    """Clear DTensor's sharding propagator lru caches directly (torch up to 2.9).
+
+    ``propagate_op_sharding`` is a thread-local ``LocalLRUCache`` wrapping an lru cache (a
+    plain lru cache in older torch); ``_propagate_tensor_meta`` is an lru-cached method.
+    """
+    api = sys.modules.get(f"{package}._api")
+    dispatcher = getattr(getattr(api, "DTensor", None), "_op_dispatcher", None)
+    propagator = getattr(dispatcher, "sharding_propagator", None)
+    for name in ("propagate_op_sharding", "_propagate_tensor_meta"):
+        cache = getattr(propagator, name, None)
+        clear = getattr(cache, "cache_clear", None) or getattr(
+            getattr(cache, "cache", None), "cache_clear", None
+        )
         if clear is not None:
             clear()
-            return
 
 
 def current_world() -> World | None:
@@ -223,39 +272,117 @@ def with_fake_comms(
 ) -> Any:
     """Decorator: run a function or a unittest ``TestCase`` method inside :func:`fake_world`.
 
-    ``fidelity="threaded"`` or ``"gloo"`` runs it on every rank instead (``rank``, ``backend``
-    and backend options are the fake fidelity's) and returns each rank's return value (None
-    for the running unittest test method itself); a rank's failure raises
-    :class:`fakedist.fidelity.RankFailure`, an op the fidelity lacks ``unittest.SkipTest``.
-    gloo workers get a copy of a ``TestCase`` instance: see :mod:`fakedist.fidelity.bodies`.
-    Arguments are checked when decorating, so a bad ``world_size`` fails at import time.
+    On an ``async def`` function the world lasts while the coroutine runs, whatever awaits it
+    (``IsolatedAsyncioTestCase``, pytest-asyncio, ``asyncio.run``); on a class, every method
+    whose name starts with ``test`` is decorated (one decorated on its own keeps its
+    settings). A generator function is refused with TypeError: its body would run after
+    the world ended. ``fidelity="threaded"`` or ``"gloo"`` runs it on every rank instead
+    (``rank``, ``backend`` and backend options are the fake fidelity's) and returns each
+    rank's return value (None for the running unittest test method itself); a rank's
+    failure raises :class:`fakedist.fidelity.RankFailure`, an op the fidelity lacks
+    ``unittest.SkipTest``. gloo workers get a copy of a ``TestCase`` instance: see
+    :mod:`fakedist.fidelity.bodies`. Every argument (world, faults, options, timeout) is
+    checked when decorating, so a bad one fails at import time.
     """
-    from fakedist.fidelity import parse_fidelity
+    if func is not None and not callable(func):  # with_fake_comms(4)
+        raise TypeError(
+            f"with_fake_comms: got {func!r} where the function to decorate goes; "
+            "settings are keywords: with_fake_comms(world_size=4, rank=1)"
+        )
+    _check_settings(world_size, rank, backend, fidelity, timeout, options)
+    again = functools.partial(
+        with_fake_comms,
+        world_size=world_size,
+        rank=rank,
+        backend=backend,
+        fidelity=fidelity,
+        timeout=timeout,
+        **options,
+    )
+    if func is None:
+        return again
+    if inspect.isclass(func):
+        return _decorate_class(func, again)
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise TypeError(
+            f"with_fake_comms cannot decorate generator function {func.__qualname__}: "
+            "the world would end before its body runs; decorate the function that consumes it"
+        )
+
+    def on_every_rank(call: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        return _on_every_rank(call, args, kwargs, world_size, fidelity, timeout, options)
+
+    def in_rank() -> bool:  # a rank calling back in
+        here = current_world()
+        return here is not None and here.fidelity == fidelity
+
+    def world() -> Any:
+        return fake_world(world_size, rank=rank, backend=backend, **options)
+
+    wrapper: Callable[..., Any]
+    if inspect.iscoroutinefunction(func):
+        coroutine_function = func
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if fidelity == "fake":
+                with world():
+                    return await coroutine_function(*args, **kwargs)
+            if in_rank():
+                return await coroutine_function(*args, **kwargs)
+            return on_every_rank(wrapper, args, kwargs)  # each rank runs it to completion
+
+    else:
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if fidelity == "fake":
+                with world():
+                    return func(*args, **kwargs)
+            if in_rank():
+                return func(*args, **kwargs)
+            return on_every_rank(wrapper, args, kwargs)
+
+    setattr(wrapper, DECORATED, True)
+    return wrapper
+
+
+DECORATED = "__fakedist_world__"  # on a with_fake_comms wrapper (the plugin looks for it)
+
+
+def _check_settings(
+    world_size: Any, rank: Any, backend: Any, fidelity: Any, timeout: Any, options: dict[str, Any]
+) -> None:
+    """ValueError naming the first bad ``with_fake_comms`` argument."""
+    from fakedist.fidelity import parse_fidelity, parse_timeout
 
     validate(world_size, rank, backend)
     parse_fidelity(fidelity)
-    if func is None:
-        return functools.partial(
-            with_fake_comms,
-            world_size=world_size,
-            rank=rank,
-            backend=backend,
-            fidelity=fidelity,
-            timeout=timeout,
-            **options,
-        )
+    if timeout is not None:
+        parse_timeout(timeout, "timeout")
+    record = options.get("record", True)
+    if not isinstance(record, bool):
+        raise ValueError(f"record must be True or False, got {record!r}")
+    faults = options.get("faults")
+    FaultSchedule(() if faults is None else faults, world_size, rank)
+    register_backends()
+    init_kwargs(backend, world_size, {k: v for k, v in options.items() if k not in _WORLD_KEYS})
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if fidelity == "fake":
-            with fake_world(world_size, rank=rank, backend=backend, **options):
-                return func(*args, **kwargs)
-        here = current_world()
-        if here is not None and here.fidelity == fidelity:  # a rank calling back in
-            return func(*args, **kwargs)
-        return _on_every_rank(wrapper, args, kwargs, world_size, fidelity, timeout, options)
 
-    return wrapper
+_WORLD_KEYS = ("faults", "record")  # fake_world's own keywords; the rest are backend options
+
+
+def _decorate_class(cls: type, decorate: Callable[[Any], Any]) -> type:
+    """``cls`` with every ``test*`` function decorated (unittest's and pytest's prefix)."""
+    names = [n for n in dir(cls) if n.startswith("test")]
+    methods = {n: inspect.getattr_static(cls, n) for n in names}
+    methods = {n: m for n, m in methods.items() if inspect.isfunction(m)}
+    if not methods:
+        raise TypeError(f"with_fake_comms: class {cls.__qualname__} has no test* methods")
+    for name, method in methods.items():
+        if not getattr(method, DECORATED, False):  # decorated on its own: its settings win
+            setattr(cls, name, decorate(method))
+    return cls
 
 
 def _on_every_rank(
@@ -271,6 +398,7 @@ def _on_every_rank(
 
     from fakedist.fidelity import FidelityUnsupported, run_world
     from fakedist.fidelity.bodies import FunctionCall, is_test_method
+    from fakedist.fidelity.where import at_test
 
     try:
         results = run_world(
@@ -283,5 +411,5 @@ def _on_every_rank(
             name=getattr(func, "__qualname__", None),
         )
     except FidelityUnsupported as exc:
-        raise unittest.SkipTest(str(exc)) from None
+        raise at_test(unittest.SkipTest(str(exc))) from None
     return None if is_test_method(func, args) else results

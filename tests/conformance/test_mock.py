@@ -89,3 +89,64 @@ def test_unittest_method_failure_still_tears_down() -> None:
     assert len(result.failures) == 1
     assert "AssertionError" in result.failures[0][1]
     assert not dist.is_initialized()
+
+
+def test_mock_process_group_keywords_as_torch() -> None:
+    pg = mock.MockProcessGroup(rank=1, world=4)
+    assert (pg.rank(), pg.size(), pg.getBackendName()) == (1, 4, "mock_process_group")
+
+
+def test_mock_init_dist_then_destroy() -> None:
+    mock.mock_init_dist(rank=2, world_size=3)
+    try:
+        assert (dist.get_rank(), dist.get_world_size()) == (2, 3)
+        assert dist.get_backend() == "mock_process_group"
+        with pytest.raises(RuntimeError) as raised:
+            mock.mock_init_dist(rank=0, world_size=3)
+        assert str(raised.value) == (
+            "mock_init_dist: a default process group is already initialised "
+            "(backend 'mock_process_group'); destroy it first"
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_mock_init_dist_bad_rank() -> None:
+    with pytest.raises(ValueError, match=r"^rank 3 is outside \[0, 3\) for world_size=3$"):
+        mock.mock_init_dist(rank=3, world_size=3)
+    assert not dist.is_initialized()
+
+
+def test_fake_store_initialises_the_fake_backend() -> None:
+    fakedist.register_backends()
+    dist.init_process_group("fake", store=mock.FakeStore(), rank=1, world_size=4)
+    try:
+        assert (dist.get_rank(), dist.get_world_size(), dist.get_backend()) == (1, 4, "fake")
+        t = torch.ones(2)
+        dist.all_reduce(t)
+        assert t.shape == (2,)
+    finally:
+        dist.destroy_process_group()
+
+
+def _store_less_fake_init() -> bool:
+    """Can ``init_process_group("fake")`` start without a store on this torch? torch 2.4
+    rendezvouses through ``env://`` first ("environment variable MASTER_ADDR expected");
+    2.13 does not."""
+    fakedist.register_backends()
+    try:
+        dist.init_process_group("fake", rank=0, world_size=1)
+    except ValueError:
+        return False
+    dist.destroy_process_group()
+    return True
+
+
+def test_store_less_fake_init() -> None:
+    if not _store_less_fake_init():
+        pytest.skip("this torch's init_process_group needs a store (or env://) for 'fake'")
+    dist.init_process_group("fake", rank=3, world_size=8)
+    try:
+        assert (dist.get_rank(), dist.get_world_size(), dist.get_backend()) == (3, 8, "fake")
+    finally:
+        dist.destroy_process_group()

@@ -224,7 +224,8 @@ def _torch_routes_group_name_to_python() -> bool:
     """Does torch read ``group_name`` through a Python subclass's ``getGroupName``?
 
     Probed on a bare subclass (not fakedist's): torch 2.4 reads the C++ field and raises
-    "ProcessGroup name not set" for a Python ProcessGroup.
+    "ProcessGroup name not set" for a Python ProcessGroup; torch 2.1's ProcessGroup has no
+    ``group_name`` at all (AttributeError).
     """
 
     class Probe(dist.ProcessGroup):  # type: ignore[misc]
@@ -233,14 +234,15 @@ def _torch_routes_group_name_to_python() -> bool:
 
     try:
         return Probe(0, 1).group_name == "probe"
-    except RuntimeError:
+    except (AttributeError, RuntimeError):
         return False
 
 
 @PYPG
 @pytest.mark.skipif(
     not _torch_routes_group_name_to_python(),
-    reason="this torch reads ProcessGroup.group_name in C++, not through Python overrides",
+    reason="needs ProcessGroup.group_name read through a Python getGroupName override "
+    "(torch 2.6+; torch 2.1 has no ProcessGroup.group_name)",
 )
 def test_group_name_and_description_overrides(fake_world) -> None:
     pg = fake_world.pg
@@ -284,3 +286,101 @@ def test_batch_isend_irecv_recorded(fake_world) -> None:
         ("recv", ((3,),), 0),
     ]
     assert torch.equal(out, torch.full((3,), -7.0))  # recv leaves the buffer as it was
+
+
+def _ddp_supports(arg: str) -> bool:
+    import inspect
+
+    return arg in inspect.signature(DDP.__init__).parameters
+
+
+@PYPG
+def test_ddp_gradient_as_bucket_view(fake_world) -> None:
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    ddp = DDP(model, process_group=fake_world.group, gradient_as_bucket_view=True)
+    x = torch.rand(5, 4)
+    ddp(x).sum().backward()
+    got = {n: p.grad.clone() for n, p in model.named_parameters()}
+    # every gradient is a view into the one bucket the all-reduce received
+    storages = {p.grad.untyped_storage().data_ptr() for p in model.parameters()}
+    assert len(storages) == 1
+    allreduces = [c for c in fake_world.pg.calls if c.op == "allreduce"]
+    assert [c.shapes for c in allreduces] == [((23,),)]
+    for p in model.parameters():
+        p.grad = None
+    model(x).sum().backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(got[name], p.grad, rtol=0, atol=0, msg=name)
+
+
+@PYPG
+@pytest.mark.skipif(not _ddp_supports("init_sync"), reason="this torch's DDP has no init_sync")
+def test_ddp_init_sync_false_skips_the_initial_broadcast(fake_world) -> None:
+    model = nn.Linear(4, 2)
+    ddp = DDP(model, process_group=fake_world.group, init_sync=False)
+    assert fake_world.pg.ops() == []  # no parameter verification, no module-state broadcast
+    ddp(torch.rand(3, 4)).sum().backward()
+    assert fake_world.pg.ops() == ["allreduce"]
+    DDP(nn.Linear(4, 2), process_group=fake_world.group)  # the default syncs at construction
+    assert "broadcast" in fake_world.pg.ops()[1:]
+
+
+@PYPG
+def test_ddp_tiny_buckets_two_steps_match_the_local_model(
+    fake_world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(11)
+    model = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 8))  # 808 parameters
+    local = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 8))
+    local.load_state_dict(model.state_dict())
+    # Before torch 2.4 the first rebuilt bucket is capped by dist._DEFAULT_FIRST_BUCKET_BYTES
+    # (1 MiB), not by bucket_cap_mb; the same cap for both makes every release bucket alike.
+    monkeypatch.setattr(dist, "_DEFAULT_FIRST_BUCKET_BYTES", int(0.001 * 1024 * 1024))
+    ddp = DDP(model, process_group=fake_world.group, bucket_cap_mb=0.001)  # 1,048-byte buckets
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    local_opt = torch.optim.SGD(local.parameters(), lr=0.1)
+    per_step = []
+    for _ in range(2):
+        before = len(fake_world.pg.calls)
+        x = torch.rand(5, 16)
+        for m, o in ((ddp, opt), (local, local_opt)):
+            o.zero_grad()
+            m(x).sum().backward()
+            o.step()
+        per_step.append([c.shapes for c in fake_world.pg.calls[before:] if c.op == "allreduce"])
+    for (name, p), q in zip(model.named_parameters(), local.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+    # the first step runs in one bucket; then DDP rebuilds its buckets to the cap, in the
+    # order the gradients became ready: the last layer's (256 + 8), then the first's (512 + 32)
+    assert per_step == [[((808,),)], [((264,),), ((544,),)]]
+
+
+def _torch_routes_rank_and_size_to_python() -> bool:
+    """Does ``ProcessGroup.rank()`` / ``size()`` reach a Python subclass's ``getRank`` /
+    ``getSize``? torch 2.4 answers from the C++ fields; 2.13 asks the override."""
+
+    class Probe(dist.ProcessGroup):  # type: ignore[misc]
+        def getRank(self) -> int:
+            return 5
+
+    return bool(Probe(0, 1).rank() == 5)
+
+
+@pytest.mark.skipif(
+    not _torch_routes_rank_and_size_to_python(),
+    reason="this torch answers ProcessGroup.rank()/size() in C++, not through Python overrides",
+)
+def test_get_rank_and_size_overrides_reach_rank_and_size() -> None:
+    from fakedist.backends.pypg import PyProcessGroup
+
+    class Renumbered(PyProcessGroup):
+        def getRank(self) -> int:
+            return 123
+
+        def getSize(self) -> int:
+            return 456
+
+    pg = Renumbered(0, 1)
+    assert (pg.rank(), pg.size()) == (123, 456)
+    assert (PyProcessGroup(2, 3).rank(), PyProcessGroup(2, 3).size()) == (2, 3)

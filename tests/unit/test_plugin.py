@@ -142,7 +142,7 @@ def test_bad_marker_arguments(pytester: pytest.Pytester, marker: str, message: s
     assert "During handling" not in result.stdout.str()
 
 
-def test_leaked_group_fails_the_leaking_test(pytester: pytest.Pytester) -> None:
+def test_leaked_group_fails_the_leaking_test_in_strict_mode(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import torch.distributed as dist
@@ -156,7 +156,7 @@ def test_leaked_group_fails_the_leaking_test(pytester: pytest.Pytester) -> None:
             assert not dist.is_initialized()
         """
     )
-    result = pytester.runpytest("-p", "no:randomly")
+    result = pytester.runpytest("-p", "no:randomly", "--fakedist-isolation=strict")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*test_leaks left a process group initialised (backend 'fake')*"])
 

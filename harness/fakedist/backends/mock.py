@@ -1,4 +1,6 @@
-"""``mock_process_group``: MockProcessGroup as in PyTorch's distributed_utils.
+"""``mock_process_group``: MockProcessGroup as in PyTorch's distributed_utils, and torch's
+other testing helpers used the same way: ``mock_init_dist``, ``with_dist``,
+``with_fake_comms`` and fake_pg's ``FakeStore``.
 
 A process group with no collectives at all: only rank and world-size queries work. Useful to
 test code that asks ``dist.get_world_size()`` without doing communication. Initialisation uses
@@ -23,10 +25,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class MockProcessGroup(dist.ProcessGroup):  # type: ignore[misc]
-    """A ProcessGroup that answers rank/size queries and nothing else."""
+    """A ProcessGroup that answers rank/size queries and nothing else.
+
+    Constructed as in torch's distributed_utils: ``MockProcessGroup(rank=1, world=4)``.
+    """
+
+    def __init__(self, rank: int, world: int) -> None:
+        super().__init__(rank, world)
 
     def getBackendName(self) -> str:
         return NAME
+
+
+class FakeStore(dist.Store):  # type: ignore[misc]
+    """A store that holds nothing, as torch's ``fake_pg.FakeStore``: enough to pass as
+    ``init_process_group("fake", store=FakeStore(), ...)``, which never reads it."""
 
 
 def create_mock_pg(prefix_store: Any, rank: int, world_size: int, timeout: Any) -> MockProcessGroup:
@@ -47,6 +60,24 @@ def prepared_store(world_size: int) -> dist.Store:
     prefix = getattr(c10d, "STORE_BASED_BARRIER_PREFIX", "store_based_barrier_key")
     store.add(f"{prefix}:0", world_size - 1)
     return store
+
+
+def mock_init_dist(rank: int, world_size: int) -> None:
+    """Initialise the default group on ``mock_process_group``, as torch's ``mock_init_dist``.
+
+    The caller destroys it (``dist.destroy_process_group()``); :func:`with_dist` does both.
+    Raises ValueError naming a bad rank or world size, RuntimeError if a group exists.
+    """
+    from fakedist.world import validate
+
+    validate(world_size, rank, NAME)
+    if dist.is_initialized():
+        raise RuntimeError(
+            f"mock_init_dist: a default process group is already initialised "
+            f"(backend {dist.get_backend()!r}); destroy it first"
+        )
+    register()
+    dist.init_process_group(NAME, rank=rank, world_size=world_size, **init_kwargs(world_size))
 
 
 @contextmanager

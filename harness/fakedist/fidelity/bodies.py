@@ -1,5 +1,6 @@
 """Rank bodies: a pytest test with its fixture values (:class:`TestCall`), and a call of a
-function decorated with ``with_fake_comms`` (:class:`FunctionCall`).
+function decorated with ``with_fake_comms`` (:class:`FunctionCall`; a coroutine function
+runs to completion in each rank, on an event loop of its own).
 
 At the gloo fidelity they are pickled. A ``unittest.TestCase`` method's instance cannot be: it
 holds the runner's result object (an open stream under ``unittest``, pytest's test item
@@ -10,6 +11,7 @@ made), without unittest's own. Cleanups the body adds on the copy run when it re
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import pickle
@@ -52,7 +54,10 @@ class FunctionCall:
 
     def __call__(self, world: Any) -> Any:
         try:
-            return self.func(*self.args, **self.kwargs)
+            result = self.func(*self.args, **self.kwargs)
+            if inspect.iscoroutine(result):  # an async def body: this rank runs it to the end
+                result = asyncio.run(result)
+            return result
         finally:
             if self.on_copy:
                 self.args[0].doCleanups()

@@ -1,4 +1,5 @@
-"""Where a hung rank waits: the collective it is in and the line of the user's code."""
+"""Where a hung rank waits: the collective it is in and the line of the user's code; and
+which exceptions the pytest plugin reports at the test's own file and line."""
 
 from __future__ import annotations
 
@@ -13,6 +14,21 @@ COLLECTIVE_FILES = ("distributed_c10d.py", "_functional_collectives.py")
 _FRAME = re.compile(r'^\s*File "(?P<file>.+)", line (?P<line>\d+) in (?P<func>\S+)')
 
 Frame = tuple[str, int, str]  # (filename, line, function), outermost first
+
+AT_TEST = "_fakedist_at_test"  # an attribute on exceptions fakedist raises about a test
+
+
+def at_test(exc: BaseException) -> BaseException:
+    """Mark ``exc`` to be reported at the test's file and line, not where fakedist raised it."""
+    setattr(exc, AT_TEST, True)
+    return exc
+
+
+def is_at_test(exc: BaseException) -> bool:
+    """True for a marked exception and for any rank's failure (:class:`RankFailure`)."""
+    from fakedist.fidelity.outcome import RankFailure
+
+    return bool(getattr(exc, AT_TEST, False)) or isinstance(exc, RankFailure)
 
 
 def _library_roots() -> tuple[str, ...]:
