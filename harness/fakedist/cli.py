@@ -20,10 +20,10 @@ from fakedist.matrix import (
     Matrix,
     MatrixError,
     find_matrix_file,
-    github_matrix,
     load_matrix,
     select_cells,
 )
+from fakedist.redact import redact_url, redacted_cell
 
 __all__ = ["main"]
 
@@ -66,11 +66,11 @@ def _matrix(args: argparse.Namespace) -> int:
         print(
             f"skipped {skipped.id}: {skipped.reason}", file=sys.stderr if args.json else sys.stdout
         )
-    if args.json:
-        print(json.dumps(github_matrix(selection.cells)))
+    if args.json:  # index URLs without credentials, as everything printed
+        print(json.dumps({"include": [redacted_cell(c) for c in selection.cells]}))
     else:
         for cell in selection.cells:
-            where = cell.index_url or "installer configuration"
+            where = redact_url(cell.index_url) if cell.index_url else "installer configuration"
             print(f"{cell.id}: {cell.requirement} python {cell.python} from {where}")
     if not selection.cells:
         print("fakedist matrix: no cell selected", file=sys.stderr)

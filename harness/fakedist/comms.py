@@ -145,9 +145,10 @@ GroupFilter = Any  # a ProcessGroup, a ranks sequence, a group name, (DeviceMesh
 class CommLog:
     """The collectives one rank made, in order; ``world.comms``."""
 
-    def __init__(self) -> None:
+    def __init__(self, world_size: int | None = None) -> None:
         self._records: list[CommRecord] = []
         self._raw: list[tuple[Any, ...]] = []  # appended by the hooks; see records
+        self.world_size = world_size  # checks rank lists given as ``group``
 
     @property
     def records(self) -> list[CommRecord]:
@@ -180,6 +181,8 @@ class CommLog:
         """Records of ``op`` (any alias) on ``group``, optionally only (non-)functional ones."""
         want = normalise_op(op) if op is not None else None
         ranks = resolve_group_filter(group) if group is not None else None
+        if isinstance(ranks, tuple):
+            self._check_ranks(group, ranks)
         return [
             r
             for r in self.records
@@ -187,6 +190,18 @@ class CommLog:
             and (ranks is None or r.group_ranks == ranks or r.group_name == ranks)
             and (functional is None or r.functional == functional)
         ]
+
+    def _check_ranks(self, group: GroupFilter, ranks: tuple[int, ...]) -> None:
+        """ValueError for a rank outside the world: such a group can never have been used."""
+        size = self.world_size
+        if size is None:
+            import torch.distributed as dist
+
+            size = dist.get_world_size() if dist.is_initialized() else None
+        bad = next((r for r in ranks if r < 0 or (size is not None and r >= size)), None)
+        if bad is not None:
+            world = f"[0, {size}) for world_size={size}" if size is not None else "the world"
+            raise ValueError(f"group {group!r}: rank {bad} is outside {world}")
 
     def count(self, op: str | None = None, group: GroupFilter = None) -> int:
         """How many calls of ``op`` (all ops when None) on ``group`` (any when None)."""
@@ -207,6 +222,8 @@ class CommLog:
     # -- assertions ------------------------------------------------------------------------
     def assert_count(self, op: str, n: int, group: GroupFilter = None) -> None:
         """AssertionError (with the recorded ops) unless ``op`` was called exactly ``n`` times."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"assert_count: n must be an int >= 0, got {n!r}")
         got = self.count(op, group)
         if got != n:
             where = f" on group {group!r}" if group is not None else ""

@@ -12,7 +12,9 @@ marker or the ``FAKEDIST_FAULTS`` environment variable as JSON). Keys:
                 fidelity every rank has its own schedule, so this picks the failing rank
 ``error``       ``"fake"`` (RuntimeError as torch's fake backend raises), ``"backend"``
                 (``DistBackendError``), ``"timeout"`` (:class:`CollectiveTimeout`) or ``"none"``
-``delay``       seconds to sleep before the call (alone, with ``error="none"``: a slow call)
+``delay``       seconds to sleep before the call (alone, with ``error="none"``: a slow call);
+                at most a day, and cut at the world's timeout: the call then fails with
+                :class:`CollectiveTimeout`
 
 Matching calls are counted per spec, so ``{"op": "all_gather", "nth": 2}`` fails exactly the
 second all_gather. A schedule of one ``{"op": "*", "every": true}`` spec on the ``fake`` backend
@@ -30,11 +32,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from fakedist.comms import normalise_op
+from fakedist.fidelity import MAX_SECONDS
 
 ENV_VAR = "FAKEDIST_FAULTS"
 KEYS = ("op", "nth", "every", "group", "after_step", "error", "delay", "rank")
 ERRORS = ("fake", "backend", "timeout", "none")
 FAKE_MESSAGE = "FakeProcessGroup collective operation error"  # torch's fake backend's text
+SLEEP_SLICE = 0.05  # seconds: a delay sleeps in slices, so a stopped rank thread ends soon
 
 
 def _dist_error_base() -> type[Exception]:
@@ -139,8 +143,15 @@ def parse_fault(spec: Any, world_size: int | None = None) -> Fault:
             f"fault spec {spec!r}: unknown error {error!r}; errors: {', '.join(ERRORS)}"
         )
     delay = spec.get("delay", 0)
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
-        raise ValueError(f"fault spec {spec!r}: delay must be seconds >= 0, got {delay!r}")
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, (int, float))
+        or not 0 <= delay <= MAX_SECONDS  # False for NaN too
+    ):
+        raise ValueError(
+            f"fault spec {spec!r}: delay must be seconds from 0 to {MAX_SECONDS:g} (a day), "
+            f"got {delay!r}"
+        )
     if error == "none" and not delay:
         raise ValueError(f"fault spec {spec!r}: error='none' without a delay does nothing")
     group = _parse_group(spec, world_size)
@@ -202,23 +213,63 @@ def faults_from_env(environ: dict[str, str] | None = None) -> list[dict[str, Any
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{ENV_VAR} is not valid JSON ({exc}): {raw!r}") from None
+    if not isinstance(data, (list, dict)):
+        raise ValueError(
+            f"{ENV_VAR} must be a JSON list of fault specs or one spec object, got {raw!r}"
+        )
     specs = data if isinstance(data, list) else [data]
     return [dict(s) if isinstance(s, dict) else s for s in specs]
 
 
+def spec_list(faults: Any) -> list[Any]:
+    """``faults`` as a list of specs ([] for None); a lone spec or a string is a ValueError."""
+    if faults is None:
+        return []
+    if isinstance(faults, dict):
+        raise ValueError(
+            f"faults must be a list of specs, got the dict {faults!r}; wrap it in a list:"
+            f" [{faults!r}]"
+        )
+    if isinstance(faults, str):
+        raise ValueError(f"faults must be a list of specs, got {faults!r}")
+    return list(faults)
+
+
+class _Overrun(str):
+    """The error kind ``"timeout"`` for a delay cut at the timeout, with what to say about it."""
+
+    note: str = ""
+
+
 class FaultSchedule:
-    """The faults of one world; consulted by the hooks before every collective."""
+    """The faults of one world; consulted by the hooks before every collective.
+
+    Delays end at the world's timeout, counted from when the schedule was made: ``timeout``
+    seconds (None: ``FAKEDIST_TIMEOUT``, else 60) plus ``slack`` (the threaded and gloo
+    runners give theirs, so that they, not the rank, report the rank as hung).
+    """
 
     def __init__(
-        self, specs: Sequence[Any] = (), world_size: int | None = None, rank: int = 0
+        self,
+        specs: Sequence[Any] = (),
+        world_size: int | None = None,
+        rank: int = 0,
+        *,
+        timeout: float | None = None,
+        slack: float = 0.0,
     ) -> None:
-        if isinstance(specs, (dict, str)):
-            raise ValueError(f"faults must be a list of specs, got {specs!r}")
-        parsed = [parse_fault(s, world_size) for s in specs]
+        parsed = [parse_fault(s, world_size) for s in spec_list(specs)]
         # Specs for other ranks are dropped here, so the hot path never looks at them.
         self.specs = parsed
         self.faults = [f for f in parsed if f.ranks is None or rank in f.ranks]
         self.step = 0
+        self.started = time.monotonic()
+        self.timeout = timeout
+        self.slack = slack
+
+    def limit(self, timeout: float) -> None:
+        """Cut delays at ``timeout`` seconds from the start of the world."""
+        self.timeout = timeout
 
     def __bool__(self) -> bool:
         return bool(self.faults)
@@ -249,11 +300,27 @@ class FaultSchedule:
             f.seen += 1
             if f.every or f.seen == f.nth:
                 f.fired += 1
-                if f.delay:
-                    time.sleep(f.delay)
+                if f.delay and not self._sleep(f.delay):
+                    kind = _Overrun("timeout")
+                    kind.note = f"its {f.delay:g} s delay ran past the {self.timeout:g} s timeout"
+                    return kind
                 if f.error != "none":
                     return f.error
         return None
+
+    def _sleep(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds, in slices, up to the deadline; False when cut there."""
+        if self.timeout is None:
+            from fakedist.fidelity import DEFAULT_TIMEOUT, env_timeout
+
+            self.timeout = env_timeout() or DEFAULT_TIMEOUT
+        deadline = self.started + self.timeout + self.slack
+        now = time.monotonic()
+        end = min(now + delay, deadline)
+        while now < end:
+            time.sleep(min(SLEEP_SLICE, end - now))
+            now = time.monotonic()
+        return end < deadline
 
 
 def make_error(kind: str, op: str, group_name: str, call: int) -> Exception:
@@ -263,4 +330,7 @@ def make_error(kind: str, op: str, group_name: str, call: int) -> Exception:
         return RuntimeError(f"{FAKE_MESSAGE} (injected by fakedist: {where})")
     if kind == "backend":
         return _backend_error_class()(f"injected backend error by fakedist: {where}")
+    note = getattr(kind, "note", "")
+    if note:
+        return CollectiveTimeout(f"{op} timed out: {note} (injected by fakedist: {where})")
     return CollectiveTimeout(f"{op} timed out (injected by fakedist: {where})")

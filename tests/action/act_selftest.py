@@ -145,6 +145,12 @@ def check(out: Path, log_text: str, torch_versions: list[str]) -> None:
     if outputs["failed"] != "0" or outputs["passed"] != "4" or float(outputs["coverage"]) < 80:
         fail(f"user-project: outputs {outputs}")
     print(f"act_selftest: user-project outputs {outputs}\n{summary_of(reports)}")
+    if "Using --randomly-seed=12345" not in log_text:
+        fail("user-project: shuffle: '12345' did not reach pytest-randomly")
+    outputs, reports = load(out, "long-path")
+    if outputs["failed"] != "0" or int(outputs["passed"]) <= 0:
+        fail(f"long-path: outputs {outputs}")
+    print(f"act_selftest: long-path (gloo tests under _actions/.../<sha>) outputs {outputs}")
     outputs, reports = load(out, "failing")
     if (outputs.get("outcome"), outputs["passed"], outputs["failed"]) != ("failure", "1", "1"):
         fail(f"failing: outputs {outputs}")

@@ -87,7 +87,7 @@ def test_fake_error_is_the_runtime_error_torch_raises() -> None:
 def test_backend_error_is_dist_backend_error() -> None:
     cls = getattr(dist, "DistBackendError", RuntimeError)  # torch 2.1 added it
     with fake_world(2, faults=[{"op": "barrier", "error": "backend"}]) as world:
-        name = world.group.group_name
+        name = world.group_name
         with pytest.raises(cls) as info:
             dist.barrier()
     assert type(info.value) is cls
@@ -116,6 +116,41 @@ def test_delay_slows_the_call_without_failing_it() -> None:
         dist.all_reduce(torch.ones(1))
         assert time.perf_counter() - start < 0.2
         assert [r.fault for r in world.comms] == [None, None]
+
+
+def test_delay_ends_at_the_timeout_with_a_collective_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKEDIST_TIMEOUT", "0.5")
+    with fake_world(2, faults=[{"op": "all_reduce", "error": "none", "delay": 30}]) as world:
+        start = time.monotonic()
+        with pytest.raises(CollectiveTimeout) as info:
+            dist.all_reduce(torch.ones(1))
+        assert time.monotonic() - start < 5  # cut at 0.5 s from the world's start, not 30 s
+        assert str(info.value).startswith(
+            "all_reduce timed out: its 30 s delay ran past the 0.5 s timeout (injected by fakedist"
+        )
+        assert [r.fault for r in world.comms] == ["timeout"]
+
+
+def test_marker_timeout_ends_delays_at_fake_fidelity(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest, torch, torch.distributed as dist
+
+        @pytest.mark.fake_world(2, timeout=0.5, faults=[{"op": "barrier", "error": "none",
+                                                         "delay": 30}])
+        def test_slow(fake_world):
+            dist.barrier()
+        """
+    )
+    start = time.monotonic()
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
+    assert time.monotonic() - start < 20
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["E   *CollectiveTimeout: barrier timed out: its 30 s delay ran past the 0.5 s timeout*"]
+    )
 
 
 def test_functional_collectives_fail_too() -> None:
@@ -189,7 +224,10 @@ def test_bad_env_json_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> Non
         ({"op": "all_gather", "group": [1, 1]}, "group \\[1, 1\\] repeats a rank"),
         ({"op": "all_gather", "error": "oom"}, "unknown error 'oom'"),
         ({"op": "all_gather", "error": "none"}, "error='none' without a delay does nothing"),
-        ({"op": "all_gather", "delay": -1}, "delay must be seconds >= 0, got -1"),
+        ({"op": "all_gather", "delay": -1}, "delay must be seconds from 0 to 86400 .*, got -1"),
+        ({"op": "all_gather", "delay": float("nan")}, "delay must be seconds .*, got nan$"),
+        ({"op": "all_gather", "delay": float("inf")}, "delay must be seconds .*, got inf$"),
+        ({"op": "all_gather", "delay": 1e9}, "delay must be seconds .*, got 1000000000.0$"),
         ({"op": "all_gather", "after_step": -1}, "after_step must be an int >= 0, got -1"),
         ("all_gather", "fault spec must be a dict, got 'all_gather'"),
     ],

@@ -131,6 +131,46 @@ def test_full_set_parsed(workspace: Path) -> None:
             {"pytest_args": "--junitxml=x.xml"},
             "input 'pytest-args': '--junitxml=x.xml' is set by the action (use coverage-source)",
         ),
+        (
+            {"pytest_args": "--co"},
+            "input 'pytest-args': '--co' collects tests without running any:"
+            " a run of no tests fails",
+        ),
+        (
+            {"pytest_args": "-q --collect-only"},
+            "input 'pytest-args': '--collect-only' collects tests without running any:"
+            " a run of no tests fails",
+        ),
+        (
+            {"pytest_args": "--basetemp=/tmp/elsewhere"},
+            "input 'pytest-args': '--basetemp=/tmp/elsewhere' points outside the repository"
+            " (use a path inside it)",
+        ),
+        (
+            {"pytest_args": "--rootdir=/"},
+            "input 'pytest-args': '--rootdir=/' points outside the repository"
+            " (use a path inside it)",
+        ),
+        (
+            {"pytest_args": "--basetemp ../tmp"},
+            "input 'pytest-args': '--basetemp=../tmp' points outside the repository"
+            " (use a path inside it)",
+        ),
+        (
+            {"pytest_args": "-o cache_dir=/var/tmp/c"},
+            "input 'pytest-args': '-o cache_dir=/var/tmp/c' points outside the repository"
+            " (use a path inside it)",
+        ),
+        ({"shuffle": "yes"}, "input 'shuffle': expected true, false or a seed number, got 'yes'"),
+        (
+            {"workers": "-2"},
+            "input 'workers': expected 0, a number of workers or auto, got '-2'",
+        ),
+        (
+            {"workers": "2"},
+            "input 'workers': '2' with coverage: 'true': coverage is measured in one process;"
+            " set coverage: 'false' to use workers",
+        ),
         ({"coverage_source": "a+b"}, "input 'coverage-source': 'a+b' is not a module name or path"),
         (
             {"index_url": "ftp://x"},
@@ -173,6 +213,34 @@ def test_dotdot_refused_in_paths(workspace: Path, name: str) -> None:
     with pytest.raises(InputError) as info:
         read_inputs({env_name(name): "proj/../.."}, workspace)
     assert str(info.value) == f"input '{name}': '..' is not allowed in 'proj/../..'"
+
+
+def test_shuffle_and_workers_are_off_by_default(workspace: Path) -> None:
+    inputs = read_inputs({}, workspace)
+    assert (inputs.shuffle, inputs.workers) == ("", "")
+    inputs = read_inputs(env(shuffle="TRUE", workers="auto", coverage="false"), workspace)
+    assert (inputs.shuffle, inputs.workers) == ("random", "auto")
+    inputs = read_inputs(env(shuffle="12345", workers="0"), workspace)
+    assert (inputs.shuffle, inputs.workers) == ("12345", "")
+
+
+def test_python_without_any_torch_wheel_is_blamed_on_python_version(workspace: Path) -> None:
+    inputs = read_inputs(env(torch="2.13", python_version="3.99"), workspace)
+    with pytest.raises(InputError) as info:
+        select(inputs, ROOT, {})
+    assert str(info.value).startswith(
+        "input 'python-version': no torch in the matrix has wheels for Python 3.99 (known: 3.8,"
+    )
+
+
+def test_two_patch_releases_of_one_minor_are_refused(workspace: Path) -> None:
+    inputs = read_inputs(env(torch="2.13.0, 2.13.1"), workspace)
+    with pytest.raises(InputError) as info:
+        select(inputs, ROOT, {})
+    assert str(info.value) == (
+        "input 'torch': 2.13.0 and 2.13.1 are both torch 2.13, and a run has one cell per"
+        " minor: choose one"
+    )
 
 
 def test_torch_not_in_matrix(workspace: Path) -> None:

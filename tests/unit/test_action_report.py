@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,7 +56,7 @@ def test_failures_point_at_the_test_file(project: Path) -> None:
     bad, err = parse(project).failures
     assert bad == report.Failure(
         "2.13-cpu",
-        "tests/test_mod.py::test_bad[2]",
+        "tests/test_mod.py::TestCase::test_bad[2]",
         "AssertionError: assert 1 == 2",
         "proj/tests/test_mod.py",
         7,
@@ -69,7 +72,8 @@ def test_failures_point_at_the_test_file(project: Path) -> None:
 
 def test_annotations(project: Path) -> None:
     assert report.annotation_lines([parse(project)]) == [
-        "::error file=proj/tests/test_mod.py,line=7,title=tests/test_mod.py%3A%3Atest_bad[2]"
+        "::error file=proj/tests/test_mod.py,line=7,"
+        "title=tests/test_mod.py%3A%3ATestCase%3A%3Atest_bad[2]"
         " [torch 2.13.0 cpu]::AssertionError: assert 1 == 2",
         "::error file=proj/tests/test_mod.py,title=tests/test_mod.py%3A%3Atest_err"
         ' [torch 2.13.0 cpu]::failed on setup with "RuntimeError: boom"',
@@ -90,7 +94,7 @@ def test_summary_rows_coverage_and_failures(project: Path) -> None:
         "| Name | Cover |\n|---|---|\n| a.py | 75% |\n\n"
         "### Failed tests\n\n"
         "| test | cell | where | message |\n| --- | --- | --- | --- |\n"
-        "| `tests/test_mod.py::test_bad[2]` | 2.13-cpu | proj/tests/test_mod.py:7 |"
+        "| `tests/test_mod.py::TestCase::test_bad[2]` | 2.13-cpu | proj/tests/test_mod.py:7 |"
         " AssertionError: assert 1 == 2 |\n"
         "| `tests/test_mod.py::test_err` | 2.13-cpu | proj/tests/test_mod.py |"
         ' failed on setup with "RuntimeError: boom" |\n'
@@ -143,3 +147,68 @@ def test_outputs_text_multiline_uses_delimiter() -> None:
     assert text.startswith("a=1\nb<<ghadelimiter_")
     delimiter = text.split("\n")[1].split("<<")[1]
     assert text.endswith(f"\nx\ny\n{delimiter}\n")
+
+
+CLASS_TESTS = """\
+import pytest
+
+
+class TestFoo:
+    def test_bar(self):
+        assert 1 == 2
+
+    @pytest.fixture
+    def broken(self):
+        raise RuntimeError("boom")
+
+    def test_setup(self, broken):
+        pass
+"""
+
+
+@pytest.mark.parametrize("tb", ["auto", "native", "no"])
+def test_ids_keep_the_class_and_a_line(tb: str, tmp_path: Path) -> None:
+    """What pytest writes (xunit1, as the sessions ask for) -> ids that paste back, lines."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text(CLASS_TESTS)
+    junit = tmp_path / "junit.xml"
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    args = ["-p", "no:cacheprovider", f"--tb={tb}", f"--junitxml={junit}"]
+    subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "-o", "junit_family=xunit1", "tests"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    cell = report.parse_junit(junit, "c", "2.13.0", "cpu", tmp_path, tmp_path)
+    found = {f.test: (f.file, f.line) for f in cell.failures}
+    # the failing line (the fixture's raise for the setup error); without a traceback
+    # (--tb=no), the test's own def line
+    lines = (6, 10) if tb != "no" else (5, 12)
+    assert found == {
+        "tests/test_x.py::TestFoo::test_bar": ("tests/test_x.py", lines[0]),
+        "tests/test_x.py::TestFoo::test_setup": ("tests/test_x.py", lines[1]),
+    }
+    for test in found:  # each id selects exactly that test again
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q", test],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.stdout.splitlines()[0] == test
+
+
+def test_unreadable_files_are_one_line_errors(tmp_path: Path) -> None:
+    empty, broken = tmp_path / "junit-a.xml", tmp_path / "coverage.xml"
+    empty.write_bytes(b"")
+    broken.write_text("<coverage lines-valid=")
+    with pytest.raises(report.ReportError) as info:
+        report.parse_junit(empty, "a", "2.13.0", "cpu", tmp_path, tmp_path)
+    assert str(info.value) == "junit-a.xml: the file is empty (0 bytes; disk full?)"
+    with pytest.raises(report.ReportError) as info:
+        report.parse_coverage_xml(broken)
+    assert str(info.value).startswith("coverage.xml: not valid XML (")

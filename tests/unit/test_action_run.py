@@ -27,15 +27,17 @@ COVERAGE_XML = (
 class FakeNox:
     """Stands in for nox: records calls, writes what the sessions would write."""
 
-    def __init__(self, root: Path, junit: Mapping[str, str], rc: int = 0) -> None:
-        self.root, self.junit, self.rc = root, junit, rc
+    def __init__(
+        self, root: Path, junit: Mapping[str, str], rc: int = 0, coverage_xml: str = COVERAGE_XML
+    ) -> None:
+        self.root, self.junit, self.rc, self.coverage_xml = root, junit, rc, coverage_xml
         self.calls: list[tuple[list[str], dict[str, str]]] = []
 
     def __call__(self, argv: Sequence[str], env: Mapping[str, str]) -> int:
         self.calls.append((list(argv), dict(env)))
         session = argv[argv.index("--session") + 1]
         if session == "coverage":
-            (self.root / "coverage.xml").write_text(COVERAGE_XML)
+            (self.root / "coverage.xml").write_text(self.coverage_xml)
             (self.root / "coverage.md").write_text("| Name | Cover |\n")
             return 0
         (self.root / "reports").mkdir(exist_ok=True)
@@ -109,6 +111,8 @@ def test_child_env_carries_settings_not_inputs(setup: tuple[Context, dict[str, s
         "FAKEDIST_INSTALL": "",
         "FAKEDIST_COVERAGE": "1",
         "FAKEDIST_COV_SOURCE": "",
+        "FAKEDIST_SHUFFLE": "",
+        "FAKEDIST_WORKERS": "",
     }
 
 
@@ -278,3 +282,149 @@ def test_validate_outputs(
     assert outputs["cache-key"] == "2.13.0-cpu_2.14.1-cpu"
     assert outputs["python"] == "3.11"
     assert json.loads(outputs["matrix"])["include"][0]["requirement"] == "torch==2.13.0"
+
+
+def test_empty_results_files_still_give_outputs_and_a_summary(
+    setup: tuple[Context, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk leaves zero-byte junit and coverage files: one line each, outputs, summary."""
+    ctx, files = setup
+    env = {**files, **inputs_env(torch="2.13", python_version="3.11")}
+    ctx = Context(ctx.action_root, ctx.workspace, ctx.tools_bin, env, tag="0123abcd")
+    nox = FakeNox(ctx.action_root, {"2.13-cpu": ""}, rc=1, coverage_xml="")
+    assert main_run(env, nox, ctx) == 1
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    assert (
+        "::error::fakedist: cell 2.13-cpu: junit-2.13-cpu.xml: the file is empty"
+        " (0 bytes; disk full?)"
+    ) in out.splitlines()
+    assert (
+        "::error::fakedist: coverage: coverage.xml: the file is empty (0 bytes; disk full?)"
+    ) in out.splitlines()
+    outputs = read_outputs(files["GITHUB_OUTPUT"])
+    assert (outputs["passed"], outputs["failed"], outputs["coverage"]) == ("0", "0", "")
+    results = json.loads(Path(outputs["report"]).read_text())
+    assert results["problems"] == [
+        "junit-2.13-cpu.xml: the file is empty (0 bytes; disk full?)",
+        "coverage.xml: the file is empty (0 bytes; disk full?)",
+    ]
+    summary = Path(files["GITHUB_STEP_SUMMARY"]).read_text()
+    assert "| 2.13.0 | cpu | - | - | - | unreadable results |" in summary
+    assert (
+        "### Could not be read\n\n"
+        "- junit-2.13-cpu.xml: the file is empty (0 bytes; disk full?)\n"
+        "- coverage.xml: the file is empty (0 bytes; disk full?)\n"
+    ) in summary
+
+
+def test_truncated_junit_is_named(
+    setup: tuple[Context, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx, files = setup
+    env = {**files, **inputs_env(torch="2.13", python_version="3.11", coverage="false")}
+    ctx = Context(ctx.action_root, ctx.workspace, ctx.tools_bin, env, tag="0123abcd")
+    assert main_run(env, FakeNox(ctx.action_root, {"2.13-cpu": PASS[:40]}), ctx) == 1
+    assert (
+        "::error::fakedist: cell 2.13-cpu: junit-2.13-cpu.xml: not valid XML (unclosed token:"
+        " line 1, column 22); truncated?"
+    ) in capsys.readouterr().out.splitlines()
+    assert read_outputs(files["GITHUB_OUTPUT"])["report"]
+
+
+def test_unwritable_report_dir_still_sets_outputs(
+    setup: tuple[Context, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No space for fakedist-report/: outputs (report empty) and the summary are still set."""
+    ctx, files = setup
+    env = {**files, **inputs_env(torch="2.13", python_version="3.11", coverage="false")}
+    ctx = Context(ctx.action_root, ctx.workspace, ctx.tools_bin, env, tag="0123abcd")
+    (ctx.workspace / "fakedist-report").write_text("a file where the folder should be")
+    assert main_run(env, FakeNox(ctx.action_root, {"2.13-cpu": PASS}), ctx) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert "Traceback" not in "\n".join(out)
+    assert any(
+        line.startswith("::error::fakedist: junit-2.13-cpu.xml: cannot be copied into")
+        for line in out
+    )
+    outputs = read_outputs(files["GITHUB_OUTPUT"])
+    assert (outputs["passed"], outputs["report"]) == ("1", "")
+    assert "| 2.13.0 | cpu | 1 | 0 | 0 | 1.5 s |" in Path(files["GITHUB_STEP_SUMMARY"]).read_text()
+
+
+def test_a_run_of_no_tests_fails(
+    setup: tuple[Context, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx, files = setup
+    env = {**files, **inputs_env(torch="2.13", python_version="3.11", coverage="false")}
+    ctx = Context(ctx.action_root, ctx.workspace, ctx.tools_bin, env, tag="0123abcd")
+    empty = '<testsuite tests="0" time="0.1"></testsuite>'
+    assert main_run(env, FakeNox(ctx.action_root, {"2.13-cpu": empty}), ctx) == 1
+    assert "::error::fakedist: cell 2.13-cpu ran no tests (see the pytest arguments)" in (
+        capsys.readouterr().out.splitlines()
+    )
+
+
+def test_harness_requirements_leave_out_shuffling_and_workers(tmp_path: Path) -> None:
+    pinned = tmp_path / "test.txt"
+    pinned.write_text(
+        "# pins\npytest==9.2.0\npytest-cov==7.1.0\ncoverage[toml]==7.17.3\n"
+        "pytest-xdist==3.8.0\npytest-randomly==5.1.0\nnumpy\n"
+    )
+    plain = Project(tmp_path, ("tests",), suite=False)
+    assert plain.harness_requirements(pinned) == ["pytest==9.2.0", "coverage[toml]==7.17.3"]
+    assert plain.pytest_command()[-2:] == ["-m", "pytest"]
+    asked = Project(tmp_path, suite=True, coverage=False, shuffle="42", workers="2")
+    assert asked.harness_requirements(pinned) == [
+        "pytest==9.2.0",
+        "pytest-xdist==3.8.0",
+        "pytest-randomly==5.1.0",
+        "numpy",
+    ]
+    assert asked.pytest_command() == [
+        "python", "-m", "pytest", "--randomly-seed=42", "-n", "2"
+    ]  # fmt: skip
+    assert Project(tmp_path, shuffle="random").pytest_options() == []
+    assert from_env(asked.env()) == asked
+
+
+def test_validate_matrix_output_hides_index_credentials(
+    setup: tuple[Context, dict[str, str]],
+) -> None:
+    ctx, files = setup
+    env = {
+        **files,
+        "GITHUB_WORKSPACE": str(ctx.workspace),
+        **inputs_env(
+            torch="2.13", python_version="3.11", index_url="https://u:s3cret@m.example/{variant}"
+        ),
+    }
+    assert main_validate(env) == 0
+    text = Path(files["GITHUB_OUTPUT"]).read_text()
+    assert "s3cret" not in text
+    assert (
+        json.loads(read_outputs(files["GITHUB_OUTPUT"])["matrix"])["include"][0]["index_url"]
+        == "https://***@m.example/cpu"
+    )
+
+
+def test_read_only_checkout_is_one_line_and_runs_nothing(
+    setup: tuple[Context, dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ctx, files = setup
+    env = {**files, **inputs_env(torch="2.13", python_version="3.11")}
+    ctx = Context(ctx.action_root, ctx.workspace, ctx.tools_bin, env, tag="0123abcd")
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.TemporaryFile", read_only)
+    nox = FakeNox(ctx.action_root, {"2.13-cpu": PASS})
+    assert main_run(env, nox, ctx) == 2
+    assert nox.calls == []
+    assert capsys.readouterr().out == (
+        f"::error::fakedist: the action's checkout {ctx.action_root} is not writable"
+        " (Permission denied): nox keeps its environments and results there\n"
+    )

@@ -54,6 +54,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     matrix: str | None = MINI  # written to torch.toml in the working directory
     call: Callable[[], object] | None = None  # api: raises ValueError
+    encoding: str = "utf-8"  # of the matrix file
 
     @property
     def id(self) -> str:
@@ -63,12 +64,19 @@ class Case:
 MATRIX = ("matrix", "--file", "torch.toml")
 
 
-def mat(value: str, old: str, new: str, message: str) -> Case:
+def mat(value: str, old: str, new: str, message: str, encoding: str = "utf-8") -> Case:
     """A matrix file: MINI with ``old`` replaced, loaded by ``python -m fakedist matrix``."""
     assert old in MINI, old
     text = MINI.replace(old, new, 1)
     return Case(
-        "matrix file", value, "fakedist matrix: torch.toml: " + message, "cli", MATRIX, {}, text
+        "matrix file",
+        value,
+        "fakedist matrix: torch.toml: " + message,
+        "cli",
+        MATRIX,
+        {},
+        text,
+        encoding=encoding,
     )
 
 
@@ -112,9 +120,30 @@ def _run_world(**kwargs: Any) -> Callable[[], object]:
     return call
 
 
-def marker(args: str, message: str) -> Case:
-    nodeid = "test_marked.py::test_it: fake_world marker: "
-    return Case("marker", f"@pytest.mark.fake_world({args})", nodeid + message, "marker", (args,))
+def marker(args: str, message: str, name: str = "fake_world", fixture: str = "fake_world") -> Case:
+    """A marker on ``test_it`` in test_marked.py; the test errors (setup or collection)."""
+    decorator = f"@pytest.mark.{name}({args})"
+    source = f"import pytest\n\n{decorator}\ndef test_it({fixture}):\n    pass\n"
+    message = f"test_marked.py::test_it: {name} marker: {message}"
+    return Case(
+        "marker",
+        decorator + ("" if fixture or name != "fake_world" else " on a test without the fixture"),
+        message,
+        "marker",
+        (source,),
+    )
+
+
+def _comms(query: Callable[[Any], object]) -> Callable[[], object]:
+    """A CommLog query inside ``fake_world(4)``."""
+
+    def call() -> None:
+        from fakedist import fake_world
+
+        with fake_world(4) as world:
+            query(world.comms)
+
+    return call
 
 
 def act(name: str, value: str, message: str) -> Case:
@@ -194,6 +223,32 @@ CASES: list[Case] = [
         CPU_URL.replace("https", "http"),
         f"variants.cpu.index_url: index URL {CPU_URL.replace('https', 'http')!r} is not https",
     ),
+    mat(
+        "UTF-8 byte-order mark at the start",
+        "schema = 1",
+        "\ufeffschema = 1",
+        "starts with a UTF-8 byte-order mark (ef bb bf); save it as UTF-8 without one",
+    ),
+    mat(
+        "saved as UTF-16",
+        "schema = 1",
+        "schema = 1",
+        "starts with a UTF-16 byte-order mark (ff fe); save it as UTF-8 without one",
+        encoding="utf-16",
+    ),
+    mat(
+        "binary file (a PNG image)",
+        MINI,
+        "\x89PNG\r\n\x1a\n",
+        "not UTF-8 text (byte 0x89 at offset 0); save it as UTF-8",
+        encoding="latin-1",
+    ),
+    mat(
+        "schema = true",
+        "schema = 1",
+        "schema = true",
+        "schema: unsupported schema True (expected 1)",
+    ),
     env("FAKEDIST_TORCH", "2.99", "FAKEDIST_TORCH: torch 2.99 is not in torch.toml (known: 2.13)"),
     env(
         "FAKEDIST_TORCH",
@@ -211,6 +266,12 @@ CASES: list[Case] = [
         "FAKEDIST_PYTHON", "python3", "FAKEDIST_PYTHON: 'python3' is not a Python version like 3.11"
     ),
     env("FAKEDIST_WHEELHOUSE", "wheels", "FAKEDIST_WHEELHOUSE: 'wheels' is not a directory"),
+    env(
+        "FAKEDIST_TORCH",
+        "2.13.0,2.13.1",
+        "FAKEDIST_TORCH: 2.13.0 and 2.13.1 are both torch 2.13, and a run has one cell per"
+        " minor: choose one",
+    ),
     api("world_size=0", "world_size must be >= 1, got 0", world_size=0),
     api("world_size=-2", "world_size must be >= 1, got -2", world_size=-2),
     api("world_size='8'", "world_size must be an int >= 1, got '8'", world_size="8"),
@@ -258,6 +319,32 @@ CASES: list[Case] = [
         "FAKEDIST_FAULTS is not valid JSON (Expecting value: line 1 column 1 (char 0)): 'nope'",
         env={"FAKEDIST_FAULTS": "nope"},
     ),
+    api(
+        "FAKEDIST_FAULTS=5",
+        "FAKEDIST_FAULTS must be a JSON list of fault specs or one spec object, got '5'",
+        env={"FAKEDIST_FAULTS": "5"},
+    ),
+    api(
+        "FAKEDIST_FAULTS=null",
+        "FAKEDIST_FAULTS must be a JSON list of fault specs or one spec object, got 'null'",
+        env={"FAKEDIST_FAULTS": "null"},
+    ),
+    api(
+        "faults={'op': 'all_reduce'} (one spec, not a list)",
+        "faults must be a list of specs, got the dict {'op': 'all_reduce'}; wrap it in a list:"
+        " [{'op': 'all_reduce'}]",
+        faults={"op": "all_reduce"},
+    ),
+    api_call(
+        "comms.count(group=[0, 9]) in a world of 4",
+        "group [0, 9]: rank 9 is outside [0, 4) for world_size=4",
+        _comms(lambda comms: comms.count(group=[0, 9])),
+    ),
+    api_call(
+        "comms.assert_count('all_reduce', '1')",
+        "assert_count: n must be an int >= 0, got '1'",
+        _comms(lambda comms: comms.assert_count("all_reduce", "1")),
+    ),
     api_call(
         "run_world(fidelity='local')",
         "fidelity 'local' is not offered: LocalTensorMode runs one body for all ranks, not "
@@ -296,6 +383,12 @@ CASES: list[Case] = [
     marker("fidelity=[]", "fidelity list is empty"),
     marker("4, 0, 'fake', 'extra'", "too many positional arguments (4, 0, 'fake', 'extra')"),
     marker("2, world_size=4", "'world_size' given twice"),
+    marker(
+        "fidelity=['fake', 'threaded']",
+        "fidelity=['fake', 'threaded'] needs the test to take the fake_world fixture",
+        fixture="",
+    ),
+    marker("0", "count must be an int >= 1, got 0", name="accelerator", fixture=""),
     cli(
         ("launch",),
         "python -m fakedist: error: argument command: invalid choice: 'launch' "
@@ -361,6 +454,38 @@ CASES: list[Case] = [
     act("fail-under", "101", "expected a number from 0 to 100, got '101'"),
     act("coverage", "yes", "expected true or false, got 'yes'"),
     act("torch", "2.99", "torch 2.99 is not in torch.toml (known: 2.13)"),
+    act(
+        "torch",
+        "2.13.0, 2.13.1",
+        "2.13.0 and 2.13.1 are both torch 2.13, and a run has one cell per minor: choose one",
+    ),
+    act(
+        "python-version",
+        "3.99",
+        "no torch in the matrix has wheels for Python 3.99 (known: 3.10, 3.11, 3.12, 3.13, 3.14)",
+    ),
+    act(
+        "pytest-args",
+        "--basetemp=/tmp/elsewhere",
+        "'--basetemp=/tmp/elsewhere' points outside the repository (use a path inside it)",
+    ),
+    act(
+        "pytest-args",
+        "--rootdir=/",
+        "'--rootdir=/' points outside the repository (use a path inside it)",
+    ),
+    act(
+        "pytest-args",
+        "--co",
+        "'--co' collects tests without running any: a run of no tests fails",
+    ),
+    act("shuffle", "yes", "expected true, false or a seed number, got 'yes'"),
+    act(
+        "workers",
+        "2",
+        "'2' with coverage: 'true': coverage is measured in one process; set coverage: 'false'"
+        " to use workers",
+    ),
 ]
 
 
@@ -396,7 +521,7 @@ def _process(case: Case, cwd: Path) -> tuple[int, str, str]:
 def test_bad_input(case: Case, tmp_path: Path, pytester: pytest.Pytester) -> None:
     expected = _expected(case)
     if case.matrix is not None:
-        (tmp_path / "torch.toml").write_text(case.matrix, encoding="utf-8")
+        (tmp_path / "torch.toml").write_text(case.matrix, encoding=case.encoding)
     (tmp_path / "keep.txt").write_text("untouched\n", encoding="utf-8")
     before = _files(tmp_path)
     if case.kind in ("cli", "action", "pytest"):
@@ -427,16 +552,14 @@ def test_bad_input(case: Case, tmp_path: Path, pytester: pytest.Pytester) -> Non
         assert not _hooks._ACTIVE
         assert not _hooks._PATCHED
     else:
-        pytester.makepyfile(
-            test_marked=f"import pytest\n\n@pytest.mark.fake_world({case.argv[0]})\n"
-            "def test_it(fake_world):\n    pass\n"
-        )
+        pytester.makepyfile(test_marked=case.argv[0])
         args = ("-p", "no:randomly", "-p", "no:cacheprovider", f"--rootdir={pytester.path}")
         result = pytester.runpytest(*args)  # (nox puts TMPDIR under the checkout)
         assert result.ret != 0
         result.assert_outcomes(errors=1)
         lines = result.stdout.lines
-        report = lines[lines.index(next(x for x in lines if "ERROR at setup" in x)) + 1]
+        heading = next(x for x in lines if "ERROR at setup" in x or "ERROR collecting" in x)
+        report = lines[lines.index(heading) + 1]
         assert report == expected  # the whole report: one line, no chained exception
         assert "Traceback" not in result.stdout.str()
 

@@ -75,6 +75,20 @@ def test_matrix_text() -> None:
     )
 
 
+@pytest.mark.parametrize("fmt", [(), ("--json",)])
+def test_matrix_never_prints_index_credentials(fmt: tuple[str, ...]) -> None:
+    env = {
+        "FAKEDIST_TORCH": "2.13",
+        "FAKEDIST_PYTHON": "3.11",
+        "FAKEDIST_TORCH_INDEX": "https://ci-bot:s3cret-token@mirror.example/whl/{variant}",
+    }
+    proc = run("matrix", *fmt, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr
+    assert "ci-bot" not in proc.stdout + proc.stderr
+    assert "https://***@mirror.example/whl/cpu" in proc.stdout
+
+
 def test_matrix_nothing_selected_exits_1() -> None:
     proc = run("matrix", env={"FAKEDIST_TORCH": "2.1", "FAKEDIST_PYTHON": "3.13"})
     assert proc.returncode == 1

@@ -105,7 +105,7 @@ def _skip_body(world):
 
 
 def _all_reduce_body(world):
-    dist.all_reduce(torch.ones(2))
+    dist.all_reduce(torch.ones(2))  # all-reduce-here
 
 
 def _lock_body(world):
@@ -157,6 +157,28 @@ def test_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
     with pytest.raises(RankFailure, match=r"after the 0\.5 s timeout"):
         run_world(_barrier_on_rank0, 2)
+
+
+def test_threaded_delay_past_the_timeout_ends_with_the_test() -> None:
+    """A rank sleeping in a fault delay is reported hung in that collective and its thread
+    ends with the run (it used to sleep on, blamed on the tests after it)."""
+    faults = [{"op": "all_reduce", "rank": 1, "error": "none", "delay": 60}]
+    start = time.monotonic()
+    with pytest.raises(RankFailure) as info:
+        run_world(_all_reduce_body, 2, fidelity="threaded", faults=faults, timeout=1, name="t")
+    assert time.monotonic() - start < 30
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith("t: rank")
+    assert lines[0].endswith("of 2 (threaded) hung: still running after the 1 s timeout")
+    assert lines[2] == f"  rank 1: hung in all_reduce ({HERE}:{_line('# all-reduce-here')})"
+    _nothing_left()
+
+
+@pytest.mark.parametrize(("timeout", "shown"), [(1e15, "1000000000000000.0"), (3000000, "3000000")])
+def test_timeout_beyond_a_day_is_refused(timeout: float, shown: str) -> None:
+    with pytest.raises(ValueError) as info:
+        run_world(_sum_body, 2, fidelity="threaded", timeout=timeout)
+    assert str(info.value) == f"timeout: timeout must be at most 86400 s (a day), got {shown}"
 
 
 def test_gloo_worker_killed_mid_test_names_the_rank_and_leaves_nothing(tmp_path: Path) -> None:

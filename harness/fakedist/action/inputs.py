@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from fakedist import devices
+from fakedist import devices, pytest_args
 from fakedist.matrix import (
     ENV_INDEX,
     ENV_PYTHON,
@@ -52,6 +52,8 @@ DEFAULTS: dict[str, str] = {
     "fail-under": "0",
     "index-url": "",
     "remote-actions": "true",
+    "shuffle": "false",
+    "workers": "0",
 }
 SESSIONS = ("tests-cpu", "cuda", "coverage")
 
@@ -66,6 +68,8 @@ _INSTALL = re.compile(r"[A-Za-z0-9_.\-/]+(?:\[[A-Za-z0-9_,.\-]+\])?(?:==[A-Za-z0
 _MODULE_OR_PATH = re.compile(r"[A-Za-z0-9_.\-/]+")
 _URL = re.compile(r"(?:https?|file)://[^\s/]*\S*")
 _RESERVED_PYTEST = ("--junitxml", "--junit-xml", "--cov")
+_SEED = re.compile(r"\d{1,10}")
+_WORKERS = re.compile(r"auto|\d{1,3}")
 
 
 class InputError(ValueError):
@@ -102,6 +106,8 @@ class Inputs:
     fail_under: float
     index_url: str  # "" = the matrix's index URLs; "default" = the installer's configuration
     remote_actions: bool
+    shuffle: str = ""  # "" = test order as written; "random" or a seed
+    workers: str = ""  # "" = one process; "auto" or a number of pytest-xdist workers
 
     @property
     def kind(self) -> Kind:
@@ -159,7 +165,7 @@ def _fail_under(value: str) -> float:
     return number
 
 
-def _pytest_args(value: str) -> tuple[str, ...]:
+def _pytest_args(value: str, project: Path, workspace: Path) -> tuple[str, ...]:
     try:
         args = tuple(shlex.split(value))
     except ValueError as exc:
@@ -167,7 +173,34 @@ def _pytest_args(value: str) -> tuple[str, ...]:
     for arg in args:
         if arg.startswith(_RESERVED_PYTEST):
             raise InputError("pytest-args", f"{arg!r} is set by the action (use coverage-source)")
+    flag = pytest_args.collect_only(args)
+    if flag:
+        raise InputError(
+            "pytest-args", f"{flag!r} collects tests without running any: a run of no tests fails"
+        )
+    outside = pytest_args.outside_paths(args, project, workspace)
+    if outside:
+        raise InputError(
+            "pytest-args", f"{outside!r} points outside the repository (use a path inside it)"
+        )
     return args
+
+
+def _shuffle(value: str) -> str:
+    lowered = value.lower()
+    if lowered in ("", "false"):
+        return ""
+    if lowered == "true":
+        return "random"
+    if not _SEED.fullmatch(value):
+        raise InputError("shuffle", f"expected true, false or a seed number, got {_show(value)}")
+    return value
+
+
+def _workers(value: str) -> str:
+    if not _WORKERS.fullmatch(value or "0"):
+        raise InputError("workers", f"expected 0, a number of workers or auto, got {_show(value)}")
+    return "" if value in ("", "0") or value.strip("0") == "" else value.lstrip("0")
 
 
 def _tokens(name: str, value: str, pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
@@ -217,15 +250,23 @@ def read_inputs(env: Mapping[str, str], workspace: Path) -> Inputs:
         tests=tests,
         suite=_bool("suite", raw["suite"]),
         install=install,
-        pytest_args=_pytest_args(raw["pytest-args"]),
+        pytest_args=_pytest_args(raw["pytest-args"], project, workspace),
         coverage=_bool("coverage", raw["coverage"]),
         coverage_source=sources,
         fail_under=_fail_under(raw["fail-under"]),
         index_url=index_url,
         remote_actions=_bool("remote-actions", raw["remote-actions"]),
+        shuffle=_shuffle(raw["shuffle"]),
+        workers=_workers(raw["workers"]),
     )
     if session != "coverage" and not inputs.suite and not inputs.tests:
         raise InputError("tests", "is empty and 'suite' is false: there is nothing to run")
+    if inputs.workers and inputs.coverage:
+        raise InputError(
+            "workers",
+            f"{raw['workers']!r} with coverage: 'true': coverage is measured in one process;"
+            " set coverage: 'false' to use workers",
+        )
     return inputs
 
 
@@ -266,5 +307,13 @@ def select(inputs: Inputs, action_root: Path, env: Mapping[str, str]) -> Selecti
         raise InputError(name, message) from None
     if not selection.cells:
         reasons = "; ".join(f"{s.id}: {s.reason}" for s in selection.skipped)
+        pythons = {py for release in matrix.releases for py in release.python}
+        if inputs.python_version and inputs.python_version not in pythons:
+            known = ", ".join(sorted(pythons, key=lambda v: tuple(map(int, v.split(".")))))
+            raise InputError(
+                "python-version",
+                f"no torch in the matrix has wheels for Python {inputs.python_version}"
+                f" (known: {known})",
+            )
         raise InputError("torch", f"no runnable torch cell for {inputs.torch!r} ({reasons})")
     return selection

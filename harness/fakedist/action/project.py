@@ -8,6 +8,7 @@ returns None and the sessions behave as before.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,10 @@ __all__ = [
     "ENV_COV_SOURCE",
     "ENV_INSTALL",
     "ENV_PROJECT",
+    "ENV_SHUFFLE",
     "ENV_SUITE",
     "ENV_TESTS",
+    "ENV_WORKERS",
     "SUITE_DIR",
     "Project",
     "from_env",
@@ -30,7 +33,10 @@ ENV_SUITE = "FAKEDIST_SUITE"  # "1": also run fakedist's conformance suite
 ENV_INSTALL = "FAKEDIST_INSTALL"  # whitespace-separated specs, e.g. ".[test]"
 ENV_COVERAGE = "FAKEDIST_COVERAGE"  # "0": no coverage
 ENV_COV_SOURCE = "FAKEDIST_COV_SOURCE"  # whitespace-separated coverage sources
+ENV_SHUFFLE = "FAKEDIST_SHUFFLE"  # "": test order as written; "random" or a seed: shuffled
+ENV_WORKERS = "FAKEDIST_WORKERS"  # "": one process; "auto" or a number: pytest-xdist workers
 SUITE_DIR = "tests/conformance"
+_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,30 @@ class Project:
     install: tuple[str, ...] = ()
     coverage: bool = True
     cov_source: tuple[str, ...] = ()
+    shuffle: str = ""
+    workers: str = ""
+
+    def harness_requirements(self, pinned: Path) -> list[str]:
+        """The lines of ``pinned`` (requirements/test.txt) this run needs: pytest, coverage
+        when measuring, numpy and setuptools for the bundled suite, pytest-randomly only when shuffling and
+        pytest-xdist only with workers. Nothing else goes into the user's environment."""
+        wanted = {"pytest"}
+        wanted |= {"coverage"} if self.coverage else set()
+        wanted |= {"numpy", "setuptools"} if self.suite else set()  # setuptools: inductor
+        wanted |= {"pytest-randomly"} if self.shuffle else set()
+        wanted |= {"pytest-xdist"} if self.workers else set()
+        lines = pinned.read_text(encoding="utf-8").splitlines()
+        found = [(_NAME.match(line.strip()), line.strip()) for line in lines]
+        return [line for match, line in found if match and match[0].lower() in wanted]
+
+    def pytest_options(self) -> list[str]:
+        """pytest options for the ``shuffle`` and ``workers`` settings (none by default)."""
+        options = []
+        if self.shuffle and self.shuffle != "random":  # pytest-randomly shuffles once installed
+            options.append(f"--randomly-seed={self.shuffle}")
+        if self.workers:
+            options += ["-n", self.workers]
+        return options
 
     def install_specs(self) -> list[str]:
         """Install arguments: local directories editable with absolute paths (``.[test]`` ->
@@ -69,10 +99,10 @@ class Project:
         """pytest, under ``coverage run`` when measuring: ``--source`` from coverage-source,
         ``fakedist`` for the bare suite, else the project's own coverage configuration."""
         if not self.coverage:
-            return ["python", "-m", "pytest"]
+            return ["python", "-m", "pytest", *self.pytest_options()]
         sources = self.cov_source or (() if self.tests else ("fakedist",))
         source = [f"--source={','.join(sources)}"] if sources else []
-        return ["python", "-m", "coverage", "run", *source, "-m", "pytest"]
+        return ["python", "-m", "coverage", "run", *source, "-m", "pytest", *self.pytest_options()]
 
     def env(self) -> dict[str, str]:
         """The variables that describe this project (the inverse of :func:`from_env`)."""
@@ -83,6 +113,8 @@ class Project:
             ENV_INSTALL: " ".join(self.install),
             ENV_COVERAGE: "1" if self.coverage else "0",
             ENV_COV_SOURCE: " ".join(self.cov_source),
+            ENV_SHUFFLE: self.shuffle,
+            ENV_WORKERS: self.workers,
         }
 
 
@@ -101,4 +133,6 @@ def from_env(env: Mapping[str, str]) -> Project | None:
         install=tuple(env.get(ENV_INSTALL, "").split()),
         coverage=env.get(ENV_COVERAGE, "1").strip() != "0",
         cov_source=tuple(env.get(ENV_COV_SOURCE, "").split()),
+        shuffle=env.get(ENV_SHUFFLE, "").strip(),
+        workers=env.get(ENV_WORKERS, "").strip(),
     )

@@ -1,4 +1,8 @@
-"""Results of a run: JUnit XML per cell -> counts, failure annotations, job summary, outputs."""
+"""Results of a run: JUnit XML per cell -> counts, failure annotations, job summary, outputs.
+
+A results file that cannot be read (empty after a full disk, truncated, not XML) is a
+:class:`ReportError` with one line naming the file; the run reports it and carries on.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ __all__ = [
     "CellResult",
     "Coverage",
     "Failure",
+    "ReportError",
     "annotation_lines",
+    "no_tests_problem",
     "outputs",
     "parse_coverage_xml",
     "parse_junit",
@@ -25,8 +31,32 @@ __all__ = [
     "totals",
 ]
 
-# "tests/test_x.py:12: AssertionError" / "tests/test_x.py:12: in test_x" in a pytest traceback.
-_LOCATION = re.compile(r"^(?P<file>[^\s:][^:\n]*?\.py):(?P<line>\d+):", re.MULTILINE)
+# "tests/test_x.py:12: AssertionError" / "tests/test_x.py:12: in test_x" in a pytest traceback,
+# 'File "tests/test_x.py", line 12, in test_x' (--tb=native), "file tests/x.py, line 12" (setup).
+_LOCATION = re.compile(
+    r"^(?P<file>[^\s:][^:\n]*?\.py):(?P<line>\d+):"
+    r'|^\s*File "(?P<nfile>[^"\n]+?\.py)", line (?P<nline>\d+)'
+    r"|^file (?P<sfile>[^,\n]+?\.py), line (?P<sline>\d+)",
+    re.MULTILINE,
+)
+
+
+class ReportError(ValueError):
+    """A results file that cannot be read; the message is one line naming the file."""
+
+
+def _xml_root(path: Path) -> ET.Element:
+    """The parsed root of ``path``, or ReportError saying why it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ReportError(f"{path.name}: cannot be read ({exc.strerror})") from None
+    if not data.strip():
+        raise ReportError(f"{path.name}: the file is empty ({len(data)} bytes; disk full?)")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise ReportError(f"{path.name}: not valid XML ({exc}); truncated?") from None
 
 
 @dataclass(frozen=True)
@@ -53,6 +83,7 @@ class CellResult:
     time: float = 0.0
     junit: str | None = None
     failures: tuple[Failure, ...] = field(default_factory=tuple)
+    problem: str | None = None  # why the results could not be read
 
 
 @dataclass(frozen=True)
@@ -63,15 +94,16 @@ class Coverage:
     table: str = ""
 
 
-def _test_file(classname: str, base: Path) -> str | None:
-    """``tests.test_x.TestCase`` -> ``tests/test_x.py`` when that file exists under ``base``."""
+def _test_file(classname: str, base: Path) -> tuple[str | None, list[str]]:
+    """``tests.test_x.TestCase`` -> (``tests/test_x.py``, ``["TestCase"]``) when that file
+    exists under ``base``; the classes are what follows the module in ``classname``."""
     parts = classname.split(".")
     for start in range(len(parts)):  # rootdir above ``base``: drop leading components
         for end in range(len(parts), start, -1):
             candidate = "/".join(parts[start:end]) + ".py"
             if (base / candidate).is_file():
-                return candidate
-    return None
+                return candidate, parts[end:]
+    return None, []
 
 
 def _relative_to(path: Path, workspace: Path) -> str:
@@ -83,7 +115,10 @@ def _relative_to(path: Path, workspace: Path) -> str:
 
 def _locate(text: str, test_file: str | None, base: Path) -> tuple[Path | None, int | None]:
     """The traceback line in the test file (else the last frame) that a failure points at."""
-    found = [(m["file"], int(m["line"])) for m in _LOCATION.finditer(text)]
+    found = [
+        (m["file"] or m["nfile"] or m["sfile"], int(m["line"] or m["nline"] or m["sline"]))
+        for m in _LOCATION.finditer(text)
+    ]
     if test_file is not None:
         in_test = [(f, n) for f, n in found if Path(f).as_posix().endswith(test_file)]
         if in_test:
@@ -98,13 +133,16 @@ def _failure(
     cell: str, case: ET.Element, problem: ET.Element, base: Path, workspace: Path
 ) -> Failure:
     classname, name = case.get("classname", ""), case.get("name", "?")
-    test_file = case.get("file") or _test_file(classname, base)
+    test_file, classes = _test_file(classname, base)
+    if test_file is None:
+        test_file = case.get("file")  # xunit1: relative to pytest's rootdir
     path, line = _locate(problem.text or "", test_file, base)
     if line is None and case.get("line", "").isdigit():
         line = int(case.get("line", "0")) + 1  # xunit1 'line' is 0-based
     message = (problem.get("message") or problem.get("type") or "failed").strip()
     first = message.splitlines()[0] if message else "failed"
-    test = f"{test_file}::{name}" if test_file else f"{classname}::{name}"
+    # the node id pytest accepts back: file::Class::test
+    test = "::".join([test_file, *classes, name]) if test_file else f"{classname}::{name}"
     where = None if path is None else _relative_to(path, workspace)
     return Failure(cell, test, first[:300], where, line)
 
@@ -112,8 +150,10 @@ def _failure(
 def parse_junit(
     path: Path, cell: str, torch: str, variant: str, base: Path, workspace: Path
 ) -> CellResult:
-    """Count one pytest JUnit XML file; ``base`` is the directory pytest ran in."""
-    root = ET.parse(path).getroot()
+    """Count one pytest JUnit XML file; ``base`` is the directory pytest ran in.
+
+    ReportError (one line) when the file cannot be read."""
+    root = _xml_root(path)
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     passed = failed = skipped = 0
     failures: list[Failure] = []
@@ -135,11 +175,31 @@ def parse_junit(
 
 
 def parse_coverage_xml(path: Path, table: str = "") -> Coverage:
-    """Total percent from a Cobertura ``coverage.xml`` (lines and branches, like coverage.py)."""
-    root = ET.parse(path).getroot()
-    covered = int(root.get("lines-covered", "0")) + int(root.get("branches-covered", "0"))
-    valid = int(root.get("lines-valid", "0")) + int(root.get("branches-valid", "0"))
+    """Total percent from a Cobertura ``coverage.xml`` (lines and branches, like coverage.py).
+
+    ReportError (one line) when the file cannot be read."""
+    root = _xml_root(path)
+    try:
+        covered = int(root.get("lines-covered", "0")) + int(root.get("branches-covered", "0"))
+        valid = int(root.get("lines-valid", "0")) + int(root.get("branches-valid", "0"))
+    except ValueError as exc:
+        raise ReportError(f"{path.name}: not a coverage report ({exc})") from None
     return Coverage(100.0 * covered / valid if valid else 100.0, table)
+
+
+def no_tests_problem(path: Path) -> str | None:
+    """Why the pytest run that wrote ``path`` cannot count as a pass: its results are
+    unreadable, or it ran no test. None when it ran at least one."""
+    try:
+        root = _xml_root(path)
+    except ReportError as exc:
+        return f"pytest's results cannot be read: {exc}"
+    if next(root.iter("testcase"), None) is None:
+        return (
+            f"pytest ran no tests ({path.name} lists none): check the test paths and any"
+            " -k, -m, --deselect or --ignore in the pytest arguments"
+        )
+    return None
 
 
 def totals(cells: Sequence[CellResult]) -> tuple[int, int, int]:
@@ -175,8 +235,10 @@ def summary_markdown(
     coverage: Coverage | None,
     fail_under: float,
     python: str,
+    problems: Sequence[str] = (),
 ) -> str:
-    """The job summary: one row per torch cell, the coverage table, the failed tests."""
+    """The job summary: one row per torch cell, what could not be read, the coverage table,
+    the failed tests. ``problems``: unreadable files besides the cells' own results."""
     lines = [f"## fakedist · `{session}` · Python {python}", ""]
     if cells:
         lines += [
@@ -184,7 +246,9 @@ def summary_markdown(
             "| --- | --- | ---: | ---: | ---: | ---: |",
         ]
         for c in cells:
-            if c.junit is None:
+            if c.problem is not None:
+                lines.append(f"| {c.torch} | {c.variant} | - | - | - | unreadable results |")
+            elif c.junit is None:
                 lines.append(f"| {c.torch} | {c.variant} | - | - | - | no results |")
             else:
                 lines.append(
@@ -192,6 +256,9 @@ def summary_markdown(
                     f"| {c.time:.1f} s |"
                 )
         lines.append("")
+    unreadable = [*(c.problem for c in cells if c.problem is not None), *problems]
+    if unreadable:
+        lines += ["### Could not be read", "", *(f"- {_md(p)}" for p in unreadable), ""]
     if coverage is not None:
         verdict = "" if coverage.percent >= fail_under else " — **below fail-under**"
         lines += [f"### Coverage: {coverage.percent:.2f}% (fail-under {fail_under:g}){verdict}", ""]
@@ -216,9 +283,10 @@ def outputs(
     cells: Sequence[CellResult],
     coverage: Coverage | None,
     matrix: Mapping[str, object],
-    report: Path,
+    report: Path | None,
 ) -> dict[str, str]:
-    """The action's outputs: passed, failed, skipped, coverage, matrix, report."""
+    """The action's outputs: passed, failed, skipped, coverage, matrix, report ('' when the
+    results file could not be written)."""
     passed, failed, skipped = totals(cells)
     return {
         "passed": str(passed),
@@ -226,14 +294,19 @@ def outputs(
         "skipped": str(skipped),
         "coverage": "" if coverage is None else f"{coverage.percent:.2f}",
         "matrix": json.dumps(matrix, separators=(",", ":")),
-        "report": str(report),
+        "report": "" if report is None else str(report),
     }
 
 
 def results_json(
-    session: str, cells: Sequence[CellResult], coverage: Coverage | None, fail_under: float
+    session: str,
+    cells: Sequence[CellResult],
+    coverage: Coverage | None,
+    fail_under: float,
+    problems: Sequence[str] = (),
 ) -> str:
-    """The ``report`` file: every cell with its counts and failures, plus coverage."""
+    """The ``report`` file: every cell with its counts and failures, plus coverage and
+    the files that could not be read."""
     passed, failed, skipped = totals(cells)
     data = {
         "session": session,
@@ -241,5 +314,6 @@ def results_json(
         "coverage": None if coverage is None else round(coverage.percent, 2),
         "fail_under": fail_under,
         "cells": [asdict(c) for c in cells],
+        "problems": [*(c.problem for c in cells if c.problem is not None), *problems],
     }
     return json.dumps(data, indent=2) + os.linesep

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from fakedist.action.github import append_file, error_line, outputs_text
 from fakedist.action.inputs import InputError, Inputs, matrix_env, read_inputs, select
 from fakedist.action.project import Project
 from fakedist.matrix import Cell, find_matrix_file, load_matrix
+from fakedist.redact import redacted_cell
 
 __all__ = ["REPORT_DIR", "Context", "child_env", "main_run", "main_validate", "nox_argv"]
 
@@ -76,6 +78,8 @@ def project_of(inputs: Inputs) -> Project:
         install=inputs.install,
         coverage=inputs.coverage,
         cov_source=inputs.coverage_source,
+        shuffle=inputs.shuffle,
+        workers=inputs.workers,
     )
 
 
@@ -108,7 +112,7 @@ def main_validate(env: Mapping[str, str]) -> int:
         cells = select(inputs, ctx.action_root, env).cells if inputs.session != "coverage" else ()
     except InputError as exc:
         return _fail(exc)
-    matrix = {"include": [c.as_dict() for c in cells]}
+    matrix = {"include": [redacted_cell(c) for c in cells]}
     key = "_".join(f"{c.torch}-{c.variant}" for c in cells) or "coverage"
     values = {
         "matrix": json.dumps(matrix, separators=(",", ":")),
@@ -148,8 +152,11 @@ def _cell_for(
     return (release.version if release else minor), variant
 
 
-def _coverage(ctx: Context, env: Mapping[str, str], runner: Runner) -> report.Coverage | None:
-    """``nox -s coverage`` over the per-cell data in the action root; None without data."""
+def _coverage(
+    ctx: Context, env: Mapping[str, str], runner: Runner, problems: list[str]
+) -> report.Coverage | None:
+    """``nox -s coverage`` over the per-cell data in the action root; None without data.
+    A coverage report that cannot be read is added to ``problems``."""
     if not list(ctx.action_root.glob(".coverage.*")):
         return None
     rc = runner(nox_argv(ctx, "coverage"), env)
@@ -158,20 +165,58 @@ def _coverage(ctx: Context, env: Mapping[str, str], runner: Runner) -> report.Co
         print(error_line(f"fakedist: nox -s coverage failed (exit {rc}); no coverage.xml"))
         return None
     table_file = ctx.action_root / "coverage.md"
-    table = table_file.read_text(encoding="utf-8") if table_file.is_file() else ""
-    return report.parse_coverage_xml(xml, table)
+    try:
+        table = table_file.read_text(encoding="utf-8") if table_file.is_file() else ""
+        return report.parse_coverage_xml(xml, table)
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = f"{table_file.name}: cannot be read ({exc})"
+    except report.ReportError as exc:
+        problem = str(exc)
+    print(error_line(f"fakedist: coverage: {problem}"))
+    problems.append(problem)
+    return None
 
 
-def _publish(ctx: Context, files: Sequence[Path]) -> None:
-    """Copy junit XML and coverage data into fakedist-report/, tagged per job."""
-    ctx.report_dir.mkdir(parents=True, exist_ok=True)
+def _read_cell(
+    junit: Path, cell_id: str, torch: str, variant: str, inputs: Inputs, ctx: Context
+) -> report.CellResult:
+    """One cell's results; an unreadable file becomes a result with the problem named."""
+    try:
+        return report.parse_junit(junit, cell_id, torch, variant, inputs.project, ctx.workspace)
+    except report.ReportError as exc:
+        return report.CellResult(cell_id, torch, variant, junit=str(junit), problem=str(exc))
+
+
+def _publish(ctx: Context, files: Sequence[Path], problems: list[str]) -> None:
+    """Copy junit XML and coverage data into fakedist-report/, tagged per job; a copy that
+    fails (disk full) is added to ``problems``."""
     for path in files:
         if path.name.startswith(".coverage."):
             name = f"{path.name}.{ctx.tag}"
         else:
             name = f"{path.stem}.{ctx.tag}{path.suffix}"
-        if path.resolve() != (ctx.report_dir / name).resolve():
-            shutil.copyfile(path, ctx.report_dir / name)
+        try:
+            ctx.report_dir.mkdir(parents=True, exist_ok=True)
+            if path.resolve() != (ctx.report_dir / name).resolve():
+                shutil.copyfile(path, ctx.report_dir / name)
+        except OSError as exc:
+            problem = f"{path.name}: cannot be copied into {REPORT_DIR}/ ({exc.strerror})"
+            print(error_line(f"fakedist: {problem}"))
+            problems.append(problem)
+
+
+def _write(path: Path, text: str, *, append: bool = False) -> bool:
+    """Write (or append) ``text``; on failure (disk full) print one error line, return False."""
+    try:
+        if append:
+            append_file(str(path), text)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(error_line(f"fakedist: cannot write {path} ({exc.strerror})"))
+        return False
+    return True
 
 
 def _finish(
@@ -181,32 +226,47 @@ def _finish(
     coverage: report.Coverage | None,
     matrix: Mapping[str, object],
     ok: bool,
+    problems: Sequence[str] = (),
 ) -> int:
+    """Annotations, results file, job summary and outputs; the step's exit status.
+
+    Written also when results are missing or unreadable (then the outcome is failure), each
+    file on its own, so a full disk loses only what cannot be written."""
     for line in report.annotation_lines(cells):
         print(line)
     for cell in cells:
-        if cell.junit is None:
+        if cell.problem is not None:
+            print(error_line(f"fakedist: cell {cell.id}: {cell.problem}"))
+            ok = False
+        elif cell.junit is None:
             print(error_line(f"fakedist: cell {cell.id} produced no test results (see nox output)"))
             ok = False
+        elif cell.passed + cell.failed + cell.skipped == 0:
+            print(error_line(f"fakedist: cell {cell.id} ran no tests (see the pytest arguments)"))
+            ok = False
+    if problems:
+        ok = False
     if coverage is not None and coverage.percent < inputs.fail_under:
         below = f"coverage {coverage.percent:.2f}% is below fail-under {inputs.fail_under:g}"
         print(error_line(f"fakedist: {below}"))
         ok = False
-    ctx.report_dir.mkdir(parents=True, exist_ok=True)
     summary = report.summary_markdown(
-        inputs.session, cells, coverage, inputs.fail_under, _python(inputs)
+        inputs.session, cells, coverage, inputs.fail_under, _python(inputs), problems
     )
     results = ctx.report_dir / f"results.{ctx.tag}.json"
-    results.write_text(
-        report.results_json(inputs.session, cells, coverage, inputs.fail_under), encoding="utf-8"
-    )
-    (ctx.report_dir / f"summary.{ctx.tag}.md").write_text(summary, encoding="utf-8")
-    append_file(ctx.env.get("GITHUB_STEP_SUMMARY"), summary)
-    append_file(
-        ctx.env.get("GITHUB_OUTPUT"), outputs_text(report.outputs(cells, coverage, matrix, results))
-    )
+    text = report.results_json(inputs.session, cells, coverage, inputs.fail_under, problems)
+    written = _write(results, text)
+    _write(ctx.report_dir / f"summary.{ctx.tag}.md", summary)
+    values = report.outputs(cells, coverage, matrix, results if written else None)
+    for variable, content in (
+        ("GITHUB_OUTPUT", outputs_text(values)),
+        ("GITHUB_STEP_SUMMARY", summary),
+    ):
+        if ctx.env.get(variable):
+            _write(Path(ctx.env[variable]), content, append=True)
     passed, failed, skipped = report.totals(cells)
-    print(f"fakedist: {passed} passed, {failed} failed, {skipped} skipped; report {results}")
+    where = f"report {results}" if written else "no report file"
+    print(f"fakedist: {passed} passed, {failed} failed, {skipped} skipped; {where}")
     return 0 if ok and failed == 0 else 1
 
 
@@ -225,11 +285,24 @@ def _combine(ctx: Context, inputs: Inputs, env: Mapping[str, str], runner: Runne
         match = _JUNIT_NAME.fullmatch(junit.name)
         cell_id = match["id"] if match else junit.stem
         torch, variant = _cell_for(cell_id, (), env, ctx.action_root)
-        cells.append(
-            report.parse_junit(junit, cell_id, torch, variant, inputs.project, ctx.workspace)
-        )
-    coverage = _coverage(ctx, env, runner)
-    return _finish(ctx, inputs, cells, coverage, {"include": []}, coverage is not None)
+        cells.append(_read_cell(junit, cell_id, torch, variant, inputs, ctx))
+    problems: list[str] = []
+    coverage = _coverage(ctx, env, runner, problems)
+    return _finish(ctx, inputs, cells, coverage, {"include": []}, coverage is not None, problems)
+
+
+def _unwritable(ctx: Context) -> str | None:
+    """Why nox could not write where it must (the action's checkout, the workspace), or None."""
+    for what, folder, why in (
+        ("the action's checkout", ctx.action_root, "nox keeps its environments and results"),
+        ("the workspace", ctx.workspace, f"the results go to {REPORT_DIR}/"),
+    ):
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            return f"fakedist: {what} {folder} is not writable ({exc.strerror}): {why} there"
+    return None
 
 
 def main_run(
@@ -247,6 +320,10 @@ def main_run(
     for skipped in selection.skipped:
         print(f"::warning::fakedist: cell {skipped.id} skipped: {skipped.reason}")
     nox_env = child_env(inputs, ctx)
+    unwritable = _unwritable(ctx)
+    if unwritable:
+        print(error_line(unwritable))
+        return 2
     _clean(ctx.action_root)
     rc = runner(nox_argv(ctx, inputs.session, inputs.pytest_args), nox_env)
     cells: list[report.CellResult] = []
@@ -254,16 +331,14 @@ def main_run(
     for cell in selection.cells:
         junit = ctx.action_root / "reports" / f"junit-{cell.id}.xml"
         if junit.is_file():
-            cells.append(
-                report.parse_junit(
-                    junit, cell.id, cell.torch, cell.variant, inputs.project, ctx.workspace
-                )
-            )
+            cells.append(_read_cell(junit, cell.id, cell.torch, cell.variant, inputs, ctx))
             produced.append(junit)
         else:
             cells.append(report.CellResult(cell.id, cell.torch, cell.variant))
     produced += sorted(ctx.action_root.glob(".coverage.*"))
-    _publish(ctx, produced)  # before combining: coverage's reports may consume the data files
-    coverage = _coverage(ctx, nox_env, runner) if inputs.coverage else None
-    matrix = {"include": [c.as_dict() for c in selection.cells]}
-    return _finish(ctx, inputs, cells, coverage, matrix, rc == 0)
+    problems: list[str] = []
+    # before combining: coverage's reports may consume the data files
+    _publish(ctx, produced, problems)
+    coverage = _coverage(ctx, nox_env, runner, problems) if inputs.coverage else None
+    matrix = {"include": [redacted_cell(c) for c in selection.cells]}
+    return _finish(ctx, inputs, cells, coverage, matrix, rc == 0, problems)

@@ -13,7 +13,9 @@ the API; the pytest plugin calls it for ``@pytest.mark.fake_world(fidelity=...)`
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +37,17 @@ NOT_OFFERED = {
 }
 TIMEOUT_ENV = "FAKEDIST_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0  # seconds a threaded/gloo body may run before it counts as hung
+# The longest timeout or fault delay: a day, well inside what the OS waits accept (select and
+# epoll take milliseconds in a C int: 3,000,000 s overflows them; threading.TIMEOUT_MAX).
+MAX_SECONDS = min(86400.0, threading.TIMEOUT_MAX)
+# Seconds past the timeout at which a rank cuts its own fault delay: by then the runner has
+# reported it hung (in the collective it delays) and is stopping it.
+RANK_SLACK = 1.0
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "FIDELITIES",
+    "MAX_SECONDS",
     "FidelitySetupError",
     "FidelityUnsupported",
     "Plan",
@@ -91,14 +100,19 @@ def parse_fidelity(value: Any) -> str:
 
 
 def parse_timeout(value: Any, source: str) -> float:
-    """Seconds > 0 from ``source`` (marker, option or environment), or ValueError naming it."""
+    """Seconds in (0, :data:`MAX_SECONDS`] from ``source`` (marker, option or environment),
+    or ValueError naming it."""
     try:
         seconds = float(value)
-        ok = not isinstance(value, bool) and seconds > 0 and seconds != float("inf")
-    except (TypeError, ValueError):
+        ok = not isinstance(value, bool) and seconds > 0 and math.isfinite(seconds)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too big for float
         ok = False
     if not ok:
         raise ValueError(f"{source}: timeout must be seconds > 0, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(
+            f"{source}: timeout must be at most {MAX_SECONDS:g} s (a day), got {value!r}"
+        )
     return seconds
 
 

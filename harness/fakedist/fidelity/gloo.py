@@ -12,11 +12,18 @@ pipe; it keeps its group open until every rank has reported, so a rank that is d
 turn a hung peer into a "Connection reset". A worker that dies is reported with its signal;
 one still running at the timeout has its stack dumped (faulthandler) to name the collective
 it waits in; every worker, and anything it started, is killed before :func:`run` returns.
+
+A test process that is itself killed (SIGTERM from a cancelled CI job, SIGKILL, the
+``os._exit`` of pytest-timeout's thread method) runs none of that: on Linux the kernel ends
+the fork server with it and every worker with the fork server (``PR_SET_PDEATHSIG``). The
+fork server's socket and the workers' rendezvous files live in a directory short enough for
+a socket path, whatever the length of TMPDIR.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import faulthandler
 import multiprocessing
 import os
@@ -50,6 +57,11 @@ START_METHOD = "forkserver"
 # worker otherwise; the server skips any a torch lacks), pytest (test modules import it),
 # fakedist's worker side.
 PRELOAD = [*TORCH_MODULES, "pytest", "fakedist.world", "fakedist.fidelity.gloo"]
+# The longest AF_UNIX socket path, in bytes (sun_path less its NUL): 107 on Linux, 103 on macOS.
+SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107
+SOCKET_NAME = len("/listener-12345678")  # multiprocessing's name for the fork server's socket
+SHORT_DIRS = ("/tmp", "/var/tmp")  # where a private directory goes when TMPDIR is too long
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def available() -> str | None:
@@ -88,7 +100,7 @@ def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
     ctx: Any = multiprocessing.get_context(START_METHOD)  # typeshed: BaseContext, no Process
     ctx.set_forkserver_preload(PRELOAD)  # takes effect when the server starts
     rewrite = _rewritten_module(body)
-    tmp = tempfile.mkdtemp(prefix="fakedist-gloo-")
+    tmp = tempfile.mkdtemp(prefix="gloo-", dir=_socket_dir())  # FileStore, stack dumps
     outcomes = [RankOutcome(rank) for rank in range(plan.world_size)]
     procs: list[BaseProcess] = []
     conns: dict[Any, int] = {}
@@ -117,6 +129,43 @@ def run(plan: Plan, body: Callable[[Any], Any]) -> list[RankOutcome]:
             conn.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return outcomes
+
+
+def _socket_dir() -> str:
+    """multiprocessing's temporary directory, short enough to hold the fork server's socket.
+
+    The fork server listens on an AF_UNIX socket in ``multiprocessing.util.get_temp_dir()``,
+    made under TMPDIR, and the kernel refuses socket paths over :data:`SOCKET_PATH_MAX` bytes
+    ("AF_UNIX path too long"): a CI job's TMPDIR can be longer. Then this process's
+    multiprocessing directory is replaced by a private one under /tmp (removed at exit, as
+    multiprocessing's own is); Python 3.14 makes that choice itself, and the check passes.
+    """
+    from multiprocessing import process, util
+
+    from fakedist.fidelity.outcome import FidelitySetupError
+
+    current = util.get_temp_dir()
+    if _fits(current):
+        return current
+    for base in SHORT_DIRS:
+        if not _fits(os.path.join(base, "pymp-12345678")):
+            continue
+        try:
+            short = tempfile.mkdtemp(prefix="pymp-", dir=base)
+        except OSError:  # missing or not writable
+            continue
+        util.Finalize(None, shutil.rmtree, args=(short,), exitpriority=-100)
+        process.current_process()._config["tempdir"] = short  # type: ignore[attr-defined]
+        return short
+    raise FidelitySetupError(
+        f"gloo fidelity: the temporary directory {current!r} is too long for the fork "
+        f"server's socket (at most {SOCKET_PATH_MAX - SOCKET_NAME} bytes) and none of "
+        f"{', '.join(SHORT_DIRS)} is writable; set TMPDIR to a shorter directory"
+    )
+
+
+def _fits(directory: str) -> bool:
+    return len(os.fsencode(directory)) + SOCKET_NAME <= SOCKET_PATH_MAX
 
 
 def _wait(
@@ -255,7 +304,11 @@ def _worker(
     tmp: str,
 ) -> None:
     """A rank's process: own process group, gloo world, the body, one report, ``_exit``."""
-    os.setpgid(0, 0)
+    os.setpgid(0, 0)  # so killing the group ends what the body started; a kill of the
+    # test process's group misses it: it dies with its parent, the fork server, instead
+    die_with_parent()
+    if hold.poll(0):  # at EOF: the test process, its only writer, ended before that line
+        os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     stack = open(os.path.join(tmp, f"stack{rank}"), "w")  # noqa: SIM115 - lives until _exit
@@ -304,6 +357,7 @@ def _run_rank(
     import torch.distributed as dist
 
     from fakedist.faults import FaultSchedule
+    from fakedist.fidelity import RANK_SLACK
     from fakedist.world import rank_world
 
     torch.set_num_threads(1)
@@ -311,7 +365,9 @@ def _run_rank(
     finished = False
     try:
         body = load()
-        schedule = FaultSchedule(plan.faults, plan.world_size, rank)
+        schedule = FaultSchedule(
+            plan.faults, plan.world_size, rank, timeout=plan.timeout, slack=RANK_SLACK
+        )
         store = dist.FileStore(os.path.join(tmp, "store"), plan.world_size)
         init = {"store": store, "timeout": timedelta(seconds=plan.timeout)}
         with rank_world(
@@ -326,3 +382,40 @@ def _run_rank(
     except BaseException as exc:  # setting up the world failed
         if not finished:
             finish((*describe_exception(exc), None))
+
+
+def die_with_parent() -> bool:
+    """Have the kernel SIGKILL this process when its parent dies (Linux ``PR_SET_PDEATHSIG``);
+    False where that is not available.
+
+    The parent is the thread that started this process: the fork server dies with the thread
+    of the test process that started it (and so with the test process, however it ends:
+    SIGTERM, SIGKILL, ``os._exit``; a run from a thread that then ends costs a new server
+    for the next run), and every worker with the fork server.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)) == 0
+    except (OSError, AttributeError):  # no libc prctl (another C library)
+        return False
+
+
+def _preloaded_by_fork_server() -> bool:
+    """True while multiprocessing's fork server imports this module (see PRELOAD)."""
+    main = getattr(sys.modules.get("multiprocessing.forkserver"), "main", None)
+    code = getattr(main, "__code__", None)
+    frame: Any = sys._getframe()
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+if _preloaded_by_fork_server():
+    # A test process that died before this line cannot kill the server: multiprocessing ends
+    # it once its "alive" pipe is closed everywhere, which the workers it forks see to (their
+    # ``hold`` pipe is at EOF then: they exit at once, see _worker).
+    die_with_parent()
