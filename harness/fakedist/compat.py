@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fakedist.action.report import ReportError, read_xml
+
 __all__ = [
     "TORCH_BUILD_SNIPPET",
     "CompatError",
@@ -83,15 +85,9 @@ def build_note(cell_id: str, variant: str, installed: str, cuda: str | None) -> 
 def count_junit(path: Path) -> tuple[int, int, int, int, dict[str, int]]:
     """(passed, failed, errors, skipped, skip reasons with counts) of one JUnit XML file."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CompatError(f"{path.name}: cannot be read ({exc.strerror})") from None
-    if not data.strip():
-        raise CompatError(f"{path.name}: the file is empty (disk full?)")
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
-        raise CompatError(f"{path.name}: not valid XML ({exc})") from None
+        root = read_xml(path)
+    except ReportError as exc:
+        raise CompatError(str(exc)) from None
     passed = failed = errors = skipped = 0
     reasons: Counter[str] = Counter()
     for case in root.iter("testcase"):

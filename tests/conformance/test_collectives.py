@@ -321,8 +321,8 @@ def test_subgroup_without_this_rank(fake_world) -> None:
 def _need_copy(sem: FakeSemantics, op: str) -> None:
     if not sem.copies(op) or sem.fact("all_gather_object.result") != "replicates":
         pytest.skip(
-            f"object collectives need the fake backend's {op} copy semantics, absent on this "
-            "torch: the result would be read from uninitialised memory"
+            f"object collectives need the fake backend's {op} copy semantics (torch 2.13+), "
+            "absent on this torch: the result would be read from uninitialised memory"
         )
 
 

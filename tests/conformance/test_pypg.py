@@ -315,7 +315,9 @@ def test_ddp_gradient_as_bucket_view(fake_world) -> None:
 
 
 @PYPG
-@pytest.mark.skipif(not _ddp_supports("init_sync"), reason="this torch's DDP has no init_sync")
+@pytest.mark.skipif(
+    not _ddp_supports("init_sync"), reason="this torch's DDP has no init_sync (torch 2.7+)"
+)
 def test_ddp_init_sync_false_skips_the_initial_broadcast(fake_world) -> None:
     model = nn.Linear(4, 2)
     ddp = DDP(model, process_group=fake_world.group, init_sync=False)
@@ -369,7 +371,8 @@ def _torch_routes_rank_and_size_to_python() -> bool:
 
 @pytest.mark.skipif(
     not _torch_routes_rank_and_size_to_python(),
-    reason="this torch answers ProcessGroup.rank()/size() in C++, not through Python overrides",
+    reason="this torch answers ProcessGroup.rank()/size() in C++, not through Python "
+    "getRank/getSize overrides (torch 2.6+)",
 )
 def test_get_rank_and_size_overrides_reach_rank_and_size() -> None:
     from fakedist.backends.pypg import PyProcessGroup

@@ -215,7 +215,8 @@ def _dynamo_remaps_all_reduce() -> bool:
 
 
 @pytest.mark.skipif(
-    not _dynamo_remaps_all_reduce(), reason="this torch's dynamo cannot trace dist.all_reduce"
+    not _dynamo_remaps_all_reduce(),
+    reason="this torch's dynamo cannot trace dist.all_reduce (torch 2.3+)",
 )
 @pytest.mark.fake_world(world_size=WS, rank=RANK)
 def test_compile_fullgraph_over_c10d_all_reduce(fake_world) -> None:

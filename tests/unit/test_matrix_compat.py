@@ -69,10 +69,10 @@ def test_compat_lists_known_minors(tmp_path: Path) -> None:
         _load(tmp_path, compat='compat = ["2.1", "2.9"]')
 
 
-def test_repository_sweep_covers_every_churn_point() -> None:
+def test_repository_sweep_covers_every_release() -> None:
     found = load_matrix(REPO_MATRIX)
-    # one release on each side of each change of the fake backend's API (backends/fake.py)
-    assert {"2.1", "2.4", "2.9", "2.10", "2.11", "2.15"} <= set(found.compat)
+    # CI (nox -s ci) sweeps what COMPAT.md claims: every release of the matrix but nightly
+    assert list(found.compat) == [r.minor for r in found.releases if not r.nightly]
     old = {r.minor: r.test_requires for r in found.releases}
     assert old["2.1"] == ("numpy<2", "setuptools<81")
     assert old["2.2"] == ("numpy<2",)

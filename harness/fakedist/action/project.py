@@ -54,8 +54,9 @@ class Project:
 
     def harness_requirements(self, pinned: Path) -> list[str]:
         """The lines of ``pinned`` (requirements/test.txt) this run needs: pytest, coverage
-        when measuring, numpy and setuptools for the bundled suite, pytest-randomly only when shuffling and
-        pytest-xdist only with workers. Nothing else goes into the user's environment."""
+        when measuring, numpy and setuptools for the bundled suite, pytest-randomly only when
+        shuffling and pytest-xdist only with workers. Nothing else goes into the user's
+        environment."""
         wanted = {"pytest"}
         wanted |= {"coverage"} if self.coverage else set()
         wanted |= {"numpy", "setuptools"} if self.suite else set()  # setuptools: inductor

@@ -26,6 +26,7 @@ __all__ = [
     "outputs",
     "parse_coverage_xml",
     "parse_junit",
+    "read_xml",
     "results_json",
     "summary_markdown",
     "totals",
@@ -45,7 +46,7 @@ class ReportError(ValueError):
     """A results file that cannot be read; the message is one line naming the file."""
 
 
-def _xml_root(path: Path) -> ET.Element:
+def read_xml(path: Path) -> ET.Element:
     """The parsed root of ``path``, or ReportError saying why it cannot be read."""
     try:
         data = path.read_bytes()
@@ -153,7 +154,7 @@ def parse_junit(
     """Count one pytest JUnit XML file; ``base`` is the directory pytest ran in.
 
     ReportError (one line) when the file cannot be read."""
-    root = _xml_root(path)
+    root = read_xml(path)
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     passed = failed = skipped = 0
     failures: list[Failure] = []
@@ -178,7 +179,7 @@ def parse_coverage_xml(path: Path, table: str = "") -> Coverage:
     """Total percent from a Cobertura ``coverage.xml`` (lines and branches, like coverage.py).
 
     ReportError (one line) when the file cannot be read."""
-    root = _xml_root(path)
+    root = read_xml(path)
     try:
         covered = int(root.get("lines-covered", "0")) + int(root.get("branches-covered", "0"))
         valid = int(root.get("lines-valid", "0")) + int(root.get("branches-valid", "0"))
@@ -191,7 +192,7 @@ def no_tests_problem(path: Path) -> str | None:
     """Why the pytest run that wrote ``path`` cannot count as a pass: its results are
     unreadable, or it ran no test. None when it ran at least one."""
     try:
-        root = _xml_root(path)
+        root = read_xml(path)
     except ReportError as exc:
         return f"pytest's results cannot be read: {exc}"
     if next(root.iter("testcase"), None) is None:

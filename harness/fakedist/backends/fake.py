@@ -268,11 +268,17 @@ def _probe_functional(name: str, args: tuple[Any, ...], call: Any) -> bool | Non
     except RuntimeError:  # e.g. error_on_collective: try again on the next call
         return None
     outs = out if coalesced else [out]
-    for ns in ("_c10d_functional", "c10d_functional"):  # the latter: torch < 2.3
+    # torch warns at exit about collectives never waited. The op's own namespace knows them:
+    # torch 2.2 has both, and the legacy c10d_functional ops register with the legacy wait.
+    for ns in ("_c10d_functional", "c10d_functional"):
         wait = getattr(getattr(torch.ops, ns, None), "wait_tensor", None)
-        if wait is not None:  # torch warns at exit about collectives never waited
+        if wait is None:
+            continue
+        try:
             outs = [wait(o) for o in outs]
-            break
+        except RuntimeError:  # "No pending collective ...": not this namespace's output
+            continue
+        break
     return all(bool((o == _PROBE_VALUE).all()) for o in outs)
 
 
