@@ -171,6 +171,7 @@ def test_ids_keep_the_class_and_a_line(tb: str, tmp_path: Path) -> None:
     """What pytest writes (xunit1, as the sessions ask for) -> ids that paste back, lines."""
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_x.py").write_text(CLASS_TESTS)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # its own rootdir, wherever TMPDIR is
     junit = tmp_path / "junit.xml"
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     args = ["-p", "no:cacheprovider", f"--tb={tb}", f"--junitxml={junit}"]

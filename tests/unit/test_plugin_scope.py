@@ -184,6 +184,9 @@ def test_a_fixture_requesting_fake_world(pytester: pytest.Pytester) -> None:
 
 
 def test_skips_and_failures_point_at_the_test(pytester: pytest.Pytester) -> None:
+    # its own rootdir: nox's TMPDIR lies inside this repository, whose pyproject.toml would
+    # otherwise be the rootdir and make every location .nox/.../test_where.py
+    pytester.makeini("[pytest]\n")
     pytester.makepyfile(
         test_where="""
         import pytest, torch, torch.distributed as dist, unittest, fakedist
