@@ -230,7 +230,7 @@ def test_report_header_names_torch_and_backends(pytester: pytest.Pytester) -> No
 
     result.stdout.fnmatch_lines(
         [
-            f"fakedist: torch {torch.__version__} (*build), devices: *, "
+            f"fakedist: torch {torch.__version__} (*build*), devices: *, "
             "backends: fake, mock_process_group, pypg"
         ]
     )
