@@ -109,7 +109,7 @@ def _test_deps() -> list[str]:
     return PROJECT.harness_requirements(ROOT / "requirements" / "test.txt")
 
 
-def _install_cell(session: nox.Session, cell: matrix.Cell) -> None:
+def _install_cell(session: nox.Session, cell: matrix.Cell) -> str | None:
     """torch for the cell, then test deps under a torch constraint, then fakedist --no-deps.
 
     A marker written after the last step lets -R/--no-install skip only complete installs.
@@ -121,7 +121,7 @@ def _install_cell(session: nox.Session, cell: matrix.Cell) -> None:
     run_install: Any = session.run_install
     if session.run_install("python", "-c", "", silent=True) is None:  # -R / --no-install
         if install.is_installed(env_dir, stamp):
-            return
+            return None
         session.warn(install.incomplete_message(env_dir, stamp))
         run_install = functools.partial(session.run, external=True)
     sources = _sources()  # runs `pip config list` (~0.5 s): only when installing
@@ -131,7 +131,8 @@ def _install_cell(session: nox.Session, cell: matrix.Cell) -> None:
     except nox.command.CommandFailed:
         session.error(install.install_failure_message(cell, kind))
     version = run_install("python", "-c", install.TORCH_VERSION_SNIPPET, silent=True)
-    _say_build(session, cell, run_install("python", "-c", sweep.TORCH_BUILD_SNIPPET, silent=True))
+    build = str(run_install("python", "-c", sweep.TORCH_BUILD_SNIPPET, silent=True))
+    _say_build(session, cell, build)
     constraint = Path(session.create_tmp()) / "torch-constraint.txt"
     constraint.write_text(install.constraints_text(version), encoding="utf-8")
     deps = (*_test_deps(), *cell.test_requires)
@@ -154,6 +155,7 @@ def _install_cell(session: nox.Session, cell: matrix.Cell) -> None:
         )
         run_install(*user)
     (env_dir / install.INSTALLED_MARKER).write_text(stamp, encoding="utf-8")
+    return build  # the torch build's JSON (compat.TORCH_BUILD_SNIPPET); None when reused
 
 
 def _say_build(session: nox.Session, cell: matrix.Cell, build_json: Any) -> None:
@@ -253,8 +255,9 @@ def compat_cell(session: nox.Session, cell: matrix.Cell) -> None:
     """One torch minor: conformance suite without coverage; its environment is removed after."""
     start, build, junit = time.monotonic(), "", COMPAT_DIR / f"junit-{cell.minor}.xml"
     try:
-        _install_cell(session, cell)
-        build = str(session.run("python", "-c", sweep.TORCH_BUILD_SNIPPET, silent=True))
+        build = _install_cell(session, cell) or str(
+            session.run("python", "-c", sweep.TORCH_BUILD_SNIPPET, silent=True)
+        )
         session.run(
             "python", "-m", "pytest", "tests/conformance", "-p", "no:randomly", "-p",
             "no:cacheprovider", "-q", f"--junitxml={junit}", *session.posargs,

@@ -208,6 +208,16 @@ def _detached(x: Any) -> Any:
     return x.detach() if getattr(x, "requires_grad", False) else x
 
 
+def _copy_chunk(outs: Any, inputs: Any, group_rank: int) -> None:
+    """Copy chunk ``group_rank`` of each flattened input into its output (no autograd)."""
+    import torch
+
+    with torch.no_grad():
+        for out, inp in zip(outs, inputs):
+            n = out.numel()
+            out.copy_(inp.reshape(-1)[group_rank * n : (group_rank + 1) * n].view_as(out))
+
+
 def _prefill_reduce_scatter(method: str, group_rank: int, args: tuple[Any, ...]) -> None:
     import torch
 
@@ -218,17 +228,11 @@ def _prefill_reduce_scatter(method: str, group_rank: int, args: tuple[Any, ...])
                 outs, ins = [outs], [ins]
             for out, inputs in zip(outs, ins):
                 out.copy_(inputs[group_rank])
-        elif method in ("_reduce_scatter_base", "reduce_scatter_single"):  # (out, in, opts)
-            out, inp = args[0], args[1]
-            out.copy_(
-                inp.reshape(-1)[group_rank * out.numel() : (group_rank + 1) * out.numel()].view_as(
-                    out
-                )
-            )
-        else:  # coalesced: ([outs], [ins], opts)
-            for out, inp in zip(args[0], args[1]):
-                n = out.numel()
-                out.copy_(inp.reshape(-1)[group_rank * n : (group_rank + 1) * n].view_as(out))
+            return
+    if method in ("_reduce_scatter_base", "reduce_scatter_single"):  # (out, in, opts)
+        _copy_chunk([args[0]], [args[1]], group_rank)
+    else:  # coalesced: ([outs], [ins], opts)
+        _copy_chunk(args[0], args[1], group_rank)
 
 
 def uniform_args(method: str, pg: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -296,11 +300,8 @@ def uniform_functional(
         _functional_writes[name] = writes
     if writes:
         return result
-    import torch
-
-    coalesced = name.endswith("_coalesced")
-    with torch.no_grad():
-        for out, inp in zip(result if coalesced else [result], args[0] if coalesced else [args[0]]):
-            n = out.numel()
-            out.copy_(inp.reshape(-1)[group_rank * n : (group_rank + 1) * n].view_as(out))
+    if name.endswith("_coalesced"):
+        _copy_chunk(result, args[0], group_rank)
+    else:
+        _copy_chunk([result], [args[0]], group_rank)
     return result
