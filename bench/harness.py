@@ -103,7 +103,7 @@ def harness_overhead(
 def _setup_argv(
     installer: str, python: str, env: Path, requirements: Sequence[str]
 ) -> list[list[str]]:
-    from fakedist import install
+    from fakedist.tooling import install
 
     sources = install.Sources.from_environment(os.environ, install.read_pip_config(python))
     env_python = str(env / "bin" / "python")
@@ -139,7 +139,7 @@ def setup_cost(torch_requirement: str, uv_reps: int, pip_reps: int) -> dict[str,
         "variants": [UV, PIP],
         "cases": [{"case": " + ".join(["venv", *requirements]), "samples": samples}],
         "notes": [
-            "the same index settings for both (fakedist.install carries pip's into uv); "
+            "the same index settings for both (fakedist.tooling.install carries pip's into uv); "
             "uv's cache warmed by one untimed run; pip with its own cache as it is."
         ],
     }

@@ -1,6 +1,6 @@
 """The results document: summaries, goal checks, schema check and the markdown tables.
 
-Everything here is pure (no torch, no timing), so tests/unit/test_bench_*.py can pin it down.
+Everything here is pure (no torch, no timing), so tests/tooling/test_bench_*.py can pin it down.
 A comparison as the measuring modules produce it::
 
     {"id": "scale", "title": "...", "unit": "ms", "baseline": "bare torch",

@@ -66,7 +66,7 @@ def _runners(args: argparse.Namespace) -> dict[str, Callable[[], dict[str, Any]]
     import torch
 
     from bench import collectives, fidelity, harness, realtest, scale, suite
-    from fakedist import matrix
+    from fakedist.tooling import matrix
 
     env = {k: v for k, v in os.environ.items() if k != matrix.ENV_TORCH}
     found = matrix.find_matrix_file(env, ROOT)

@@ -1,20 +1,7 @@
-"""Shared pytest configuration for fakedist's own tests."""
+"""Shared pytest configuration for fakedist's own tests; imports no torch.
 
-import torch.distributed  # noqa: F401
-
-import fakedist.backends.mock
-import fakedist.backends.pypg
-import fakedist.world  # noqa: F401
-from fakedist.fidelity.preload import import_present
-
-import_present()
-
-# Imported here, before any test: pytester restores sys.modules after each test that uses
-# it. A torch first imported inside such a test would be dropped and imported a second time
-# by the next one, which crashes the interpreter (C extensions do not re-initialise), or
-# fails with "Only a single TORCH_LIBRARY can be used to register the namespace ..." (C++
-# operator registrations stay): hence also the modules the threaded fidelity preloads. A
-# fakedist module would come back as a second copy, with a second PyProcessGroup class next
-# to the one registered as the pypg backend, and a second recorder stack.
+tests/tooling runs without torch. The torch suites (tests/unit, tests/conformance) import it
+first, from their own conftest (see _torch_first.py).
+"""
 
 pytest_plugins = ("pytester",)

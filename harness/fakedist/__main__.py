@@ -1,10 +1,10 @@
-"""``python -m fakedist``: see fakedist.cli."""
+"""``python -m fakedist``: see fakedist.tooling.cli."""
 
 from __future__ import annotations
 
 import sys
 
-from fakedist.cli import main
+from fakedist.tooling.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

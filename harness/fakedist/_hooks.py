@@ -26,7 +26,8 @@ Calls nested inside a recorded call (a functional op reaching PyProcessGroup thr
 trampoline, torch 2.13's ``all_gather_single`` reaching ``_allgather_base``) are not counted
 twice. Not seen: collectives issued from C++ through ``ProcessGroup`` (DDP's parameter
 broadcast at construction on a C++ backend; its reducer under a built-in C++ comm hook).
-Method names are feature-detected: those a torch lacks are skipped.
+Which entry points there are, and how each call's arguments are read, come from the op
+table (:mod:`fakedist.ops`, read by :mod:`fakedist._readers`); names this torch lacks are skipped.
 """
 
 from __future__ import annotations
@@ -38,67 +39,22 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from torch import Tensor
-
+from fakedist import ops
+from fakedist._readers import (
+    Site,
+    call_site,
+    caller_async_op,
+    flat,
+    functional_group,
+    functional_sites,
+    pg_sites,
+    reduce_op,
+)
 from fakedist.backends import fake, fake_ddp
-from fakedist.comms import ALIASES, CommLog
+from fakedist.comms import CommLog, RawRecord
 from fakedist.faults import FaultSchedule, make_error
 
-# ProcessGroup method -> extractor kind. 2.13 renamed _allgather_base/_reduce_scatter_base/
-# alltoall_base to all_gather_single/reduce_scatter_single/all_to_all_single (old names kept).
-PG_METHODS: dict[str, str] = {
-    "allreduce": "first",
-    "allreduce_coalesced": "first",
-    "broadcast": "root_src",
-    "reduce": "root_dst",
-    "allgather": "second",
-    "allgather_coalesced": "second",
-    "_allgather_base": "second",
-    "all_gather_single": "second",
-    "allgather_into_tensor_coalesced": "second",
-    "all_gather_single_coalesced": "second",
-    "gather": "gather",
-    "scatter": "scatter",
-    "reduce_scatter": "second",
-    "_reduce_scatter_base": "second",
-    "reduce_scatter_single": "second",
-    "reduce_scatter_tensor_coalesced": "second",
-    "reduce_scatter_single_coalesced": "second",
-    "alltoall": "second",
-    "alltoall_base": "second",
-    "all_to_all_single": "second",
-    "send": "send",
-    "recv": "recv",
-    "recv_anysource": "recv",
-    "barrier": "none",
-}
-# functional op -> (extractor kind, index of its peer argument or -1)
-FUNCTIONAL_OPS: dict[str, tuple[str, int]] = {
-    "all_reduce": ("first", -1),
-    "all_reduce_": ("first", -1),
-    "all_reduce_coalesced": ("first", -1),
-    "all_reduce_coalesced_": ("first", -1),
-    "all_gather_into_tensor": ("first", -1),
-    "all_gather_into_tensor_out": ("first", -1),
-    "all_gather_into_tensor_coalesced": ("first", -1),
-    "reduce_scatter_tensor": ("first", -1),
-    "reduce_scatter_tensor_coalesced": ("first", -1),
-    "all_to_all_single": ("first", -1),
-    "broadcast": ("root_src", 1),
-    "broadcast_": ("root_src", 1),
-    "isend": ("send", 1),
-    "irecv": ("recv", 1),
-}
-FUNCTIONAL_NAMESPACES = ("_c10d_functional", "c10d_functional")  # the latter: torch < 2.3
-
-
-def _flat(x: Any, out: list[Any]) -> list[Any]:
-    if isinstance(x, (list, tuple)):
-        for y in x:
-            _flat(y, out)
-    elif isinstance(x, Tensor):
-        out.append(x)
-    return out
+FUNCTIONAL_NAMESPACES = ops.FUNCTIONAL_NAMESPACES
 
 
 def _group_name(pg: Any) -> str:
@@ -164,14 +120,7 @@ class Recorder:
         return info
 
     def on_call(
-        self,
-        op: str,
-        group: Any,
-        kind: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        functional: bool,
-        peer_index: int,
+        self, site: Site, group: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         """Record one call and raise the fault due for it, if any."""
         if group is self._last[0]:
@@ -179,49 +128,11 @@ class Recorder:
         else:
             self._last = info = self.group_info(group)
             _, name, ranks, me = info
-        tensors: list[Any] = []
-        src = dst = None
-        opts: Any = None
+        tensors, peer, opts = site.read(args, kwargs, ranks, me, site.peer_arg)
         nbytes = 0
-        if kind == "first":
-            first = args[0] if args else kwargs.get("tensors")
-            if type(first) is list and len(first) == 1 and type(first[0]) is Tensor:
-                tensors = first  # the common case: dist.all_reduce(t)
-            else:
-                _flat(first, tensors)
-            opts = args[1] if len(args) > 1 else None
-        elif kind == "second":
-            _flat(args[1], tensors)
-            opts = args[-1] if len(args) > 2 else None
-        elif kind in ("root_src", "root_dst", "gather", "scatter"):
-            at = 2 if kind in ("gather", "scatter") else 1
-            opts = args[at] if len(args) > at else kwargs.get("opts")
-            root: int = args[peer_index] if functional else getattr(opts, "rootRank", opts)
-            if kind == "root_src":
-                src = ranks[root]
-                _flat(args[0], tensors)
-            elif kind == "scatter":
-                src = ranks[root]
-                _flat(args[1] if root == me else args[0], tensors)
-            else:
-                dst = ranks[root]
-                _flat(args[0] if kind == "root_dst" else args[1], tensors)
-        elif kind in ("send", "recv"):
-            _flat(args[0], tensors)
-            peer = args[1] if len(args) > 1 and not isinstance(args[1], str) else None
-            if peer is not None and op != "recv_anysource":
-                peer = peer if functional else ranks[peer]
-                if kind == "send":
-                    dst = peer
-                else:
-                    src = peer
-            elif op == "recv_anysource":
-                src = None
-        else:  # barrier
-            opts = kwargs.get("opts", args[0] if args else None)
-        if kind != "recv" and not (kind in ("root_src", "scatter") and src != ranks[me]):
+        if site.payload and (not site.root_only or peer == ranks[me]):
             nbytes = sum([t.nbytes for t in tensors])
-        canonical = ALIASES[op]
+        canonical = site.op
         fault = None
         if self.faults.faults and not self.native_faults:
             fault = self.faults.check(canonical, name, ranks)
@@ -229,45 +140,33 @@ class Recorder:
             fault = "fake"
         self.calls += 1
         if self.record_calls:
+            functional = site.functional
+            is_src = site.peer_is_src
             self.log._raw.append(
-                (
-                    canonical,
-                    functional,
-                    name,
-                    ranks,
-                    tuple([t.shape for t in tensors]),
-                    tuple([t.dtype for t in tensors]),
-                    nbytes,
-                    src,
-                    dst,
-                    True if functional else _async_flag(opts),
-                    self.faults.step,
-                    fault,
+                _raw_record(  # fields in RawRecord's order, without its __new__'s cost
+                    (
+                        canonical,
+                        functional,
+                        name,
+                        ranks,
+                        tuple([t.shape for t in tensors]),
+                        tuple([t.dtype for t in tensors]),
+                        nbytes,
+                        peer if is_src else None,
+                        None if is_src else peer,
+                        True if functional else caller_async_op(opts),
+                        self.faults.step,
+                        fault,
+                        call_site() if self.log.call_sites else None,
+                        reduce_op(site, args, opts) if site.reduces else None,
+                    )
                 )
             )
         if fault is not None and not self.native_faults:
             raise make_error(fault, canonical, name, self.calls)
 
 
-def _async_flag(opts: Any) -> Any:
-    """The ``async_op`` argument of the ``torch.distributed`` function that called the
-    ProcessGroup method; else the options object (its ``asyncOp`` is read later), or None.
-
-    The caller's argument comes first: torch 2.4 has ``ReduceScatterOptions.asyncOp`` but
-    leaves it at its default (True) for synchronous calls.
-    """
-    # _async_flag <- on_call [<- ThreadRouter.on_call] <- wrapper <- torch.distributed function
-    frame: Any = sys._getframe(3)
-    for _ in range(2):
-        if frame is None:
-            break
-        if frame.f_code.co_filename.endswith("distributed_c10d.py"):
-            value = frame.f_locals.get("async_op")
-            if isinstance(value, bool):
-                return value
-            break
-        frame = frame.f_back
-    return opts if hasattr(opts, "asyncOp") else None
+_raw_record: Callable[[tuple[Any, ...]], RawRecord] = functools.partial(tuple.__new__, RawRecord)
 
 
 class ThreadRouter:
@@ -307,14 +206,15 @@ _ACTIVE: list[Recorder | ThreadRouter] = []
 _PATCHED: list[tuple[Any, str, Any]] = []
 
 
-def _pg_wrapper(name: str, kind: str, orig: Any) -> Callable[..., Any]:
+def _pg_wrapper(site: Site, orig: Any) -> Callable[..., Any]:
+    name = site.name
     adjusts = name in fake.UNIFORM_METHODS
 
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not _ACTIVE or _ACTIVE[-1].depth:
             return orig(self, *args, **kwargs)
         rec = _ACTIVE[-1]
-        rec.on_call(name, self, kind, args, kwargs, False, -1)
+        rec.on_call(site, self, args, kwargs)
         if adjusts and rec.uniform:  # the fake backend, the same on every torch
             args = fake.uniform_args(name, self, args)
         rec.depth += 1
@@ -335,8 +235,31 @@ def _pg_wrapper(name: str, kind: str, orig: Any) -> Callable[..., Any]:
 _KEY = "BackendSelect"
 
 
-def _functional_kernel(name: str, overload: Any) -> Callable[..., Any]:
-    """A kernel for functional op ``name`` on the BackendSelect dispatch key.
+def _call_functional(
+    rec: Recorder | ThreadRouter,
+    site: Site,
+    call: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Record functional op ``site`` and make it with ``call``; on the fake backend, make its
+    result uniform (:func:`fakedist.backends.fake.uniform_functional`)."""
+    group = functional_group(args, kwargs)
+    rec.on_call(site, group, args, kwargs)
+    rec.depth += 1
+    try:
+        result = call(*args, **kwargs)
+        if isinstance(rec, Recorder) and rec.uniform and site.name in fake.FUNCTIONAL_UNIFORM:
+            again = functools.partial(call, **kwargs)
+            rank = rec.group_info(group)[3]
+            result = fake.uniform_functional(site.name, args, result, again, rank)
+        return result
+    finally:
+        rec.depth -= 1
+
+
+def _functional_kernel(site: Site, overload: Any) -> Callable[..., Any]:
+    """A kernel for functional op ``site`` on the BackendSelect dispatch key.
 
     BackendSelect sits below the Python key (FakeTensor, proxy and functional tensors, export,
     dynamo and make_fx tracing) and above the CPU/CUDA kernels, and is a fallthrough for every
@@ -348,28 +271,15 @@ def _functional_kernel(name: str, overload: Any) -> Callable[..., Any]:
     import torch
     from torch._subclasses.fake_tensor import FakeTensor
 
-    kind, peer = FUNCTIONAL_OPS[name]
     after = torch._C._dispatch_keyset_full_after(getattr(torch._C.DispatchKey, _KEY))
 
     def kernel(keyset: Any, *args: Any, **kwargs: Any) -> Any:
-        first = _flat(args[0], [])
+        rest = keyset & after
+        first = flat(args[0], [])
         if not _ACTIVE or _ACTIVE[-1].depth or (first and isinstance(first[0], FakeTensor)):
-            return overload.redispatch(keyset & after, *args, **kwargs)
-        rec = _ACTIVE[-1]
-        group = kwargs["group_name"] if "group_name" in kwargs else args[-1]
-        if type(group) is int:  # c10d_functional (torch < 2.3): ..., tag, ranks, group_size
-            group = (args[-3], tuple(args[-2]), group)
-        rec.on_call(name, group, kind, args, kwargs, True, peer)
-        rec.depth += 1
-        try:
-            result = overload.redispatch(keyset & after, *args, **kwargs)
-            if isinstance(rec, Recorder) and rec.uniform and name in fake.FUNCTIONAL_UNIFORM:
-                again = functools.partial(overload.redispatch, keyset & after, **kwargs)
-                rank = rec.group_info(group)[3]
-                result = fake.uniform_functional(name, args, result, again, rank)
-            return result
-        finally:
-            rec.depth -= 1
+            return overload.redispatch(rest, *args, **kwargs)
+        call = functools.partial(overload.redispatch, rest)
+        return _call_functional(_ACTIVE[-1], site, call, args, kwargs)
 
     return kernel
 
@@ -381,12 +291,11 @@ class _RecordedPacket:
     graph: a graph that calls the packet when it runs is recorded, one that calls the op
     overload (inductor, make_fx, export) is not."""
 
-    def __init__(self, name: str, packet: Any) -> None:
+    def __init__(self, site: Site, packet: Any) -> None:
         from torch._subclasses.fake_tensor import FakeTensor
 
-        self._name = name
+        self._site = site
         self._packet = packet
-        self._kind, self._peer = FUNCTIONAL_OPS[name]
         self._fake = FakeTensor
 
     def __getattr__(self, attr: str) -> Any:
@@ -395,24 +304,10 @@ class _RecordedPacket:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _compiling() or not _ACTIVE or _ACTIVE[-1].depth:
             return self._packet(*args, **kwargs)
-        first = _flat(args[0], []) if args else []
+        first = flat(args[0], []) if args else []
         if first and isinstance(first[0], self._fake):  # make_fx / export tracing
             return self._packet(*args, **kwargs)
-        rec = _ACTIVE[-1]
-        group = kwargs["group_name"] if "group_name" in kwargs else args[-1]
-        if type(group) is int:  # c10d_functional (torch < 2.3): ..., tag, ranks, group_size
-            group = (args[-3], tuple(args[-2]), group)
-        rec.on_call(self._name, group, self._kind, args, kwargs, True, self._peer)
-        rec.depth += 1
-        try:
-            result = self._packet(*args, **kwargs)
-            if isinstance(rec, Recorder) and rec.uniform and self._name in fake.FUNCTIONAL_UNIFORM:
-                again = functools.partial(self._packet, **kwargs)
-                rank = rec.group_info(group)[3]
-                result = fake.uniform_functional(self._name, args, result, again, rank)
-            return result
-        finally:
-            rec.depth -= 1
+        return _call_functional(_ACTIVE[-1], self._site, self._packet, args, kwargs)
 
 
 def records_graph_calls() -> bool:
@@ -459,9 +354,16 @@ def install(recorder: Recorder | ThreadRouter) -> None:
 
     import fakedist.backends.pypg  # noqa: F401  (its class must exist before the walk)
 
-    base = dist.ProcessGroup
+    _patch_pg_methods(dist.ProcessGroup)
+    _patch_functional_ops(torch)
+    _patch_ddp()
+
+
+def _patch_pg_methods(base: type) -> None:
+    """Wrap the collective methods of ProcessGroup and of its Python subclasses."""
     subclasses = _subclasses(base)
-    for name, kind in PG_METHODS.items():
+    sites = pg_sites()
+    for name, site in sites.items():
         orig = base.__dict__.get(name)
         if orig is None:
             continue
@@ -474,9 +376,9 @@ def install(recorder: Recorder | ThreadRouter) -> None:
                 _PATCHED.append((sub, name, _MISSING))
                 setattr(sub, name, orig)
         _PATCHED.append((base, name, orig))
-        setattr(base, name, _pg_wrapper(name, kind, orig))
+        setattr(base, name, _pg_wrapper(site, orig))
     for sub in subclasses:  # Python implementations (fakedist's pypg, users' own groups)
-        for name, kind in PG_METHODS.items():
+        for name, site in sites.items():
             own = sub.__dict__.get(name)
             if (
                 own is not None
@@ -485,27 +387,31 @@ def install(recorder: Recorder | ThreadRouter) -> None:
                 and not _is_cpp(own)
             ):
                 _PATCHED.append((sub, name, own))
-                setattr(sub, name, _pg_wrapper(name, kind, own))
+                setattr(sub, name, _pg_wrapper(site, own))
+
+
+def _patch_functional_ops(torch: Any) -> None:
+    """Record the functional ops: a keyset kernel each (torch 2.4+), else a wrapped packet."""
     keyset_kernels = records_graph_calls()
     global _compiling
     _compiling = _find_is_compiling()
+    sites = functional_sites()
     for ns_name in FUNCTIONAL_NAMESPACES:
         ns = getattr(torch.ops, ns_name)
         lib: Any = None
-        for name in FUNCTIONAL_OPS:
+        for name, site in sites.items():
             try:
                 packet = getattr(ns, name)
             except (AttributeError, RuntimeError):  # op absent on this torch
                 continue
             if not keyset_kernels:  # torch < 2.4
                 _PATCHED.append((ns, name, packet))
-                setattr(ns, name, _RecordedPacket(name, packet))
+                setattr(ns, name, _RecordedPacket(site, packet))
                 continue
             if lib is None:
                 lib = torch.library.Library(ns_name, "IMPL")
                 _PATCHED.append((lib, ns_name, _LIBRARY))
-            lib.impl(name, _functional_kernel(name, packet.default), _KEY, with_keyset=True)
-    _patch_ddp()
+            lib.impl(name, _functional_kernel(site, packet.default), _KEY, with_keyset=True)
 
 
 def _patch_ddp() -> None:
@@ -538,6 +444,34 @@ def uninstall(recorder: Recorder | ThreadRouter) -> None:
         _ACTIVE.remove(recorder)
     if not _ACTIVE:
         _restore()
+
+
+def leftover() -> str | None:
+    """What of the hooks is still installed, in a few words (the plugin's leak check); None
+    when nothing is: no active recorder, nothing patched."""
+    patched = _patched_names()
+    if not _ACTIVE and not _PATCHED and not patched:
+        return None
+    shown = ", ".join(patched[:3]) + (f" and {len(patched) - 3} more" if len(patched) > 3 else "")
+    return f"{len(_ACTIVE)} active recorder(s), methods still patched: {shown or 'none'}"
+
+
+def _patched_names() -> list[str]:
+    """Names of ProcessGroup methods / functional ops still replaced by fakedist's hooks, as
+    torch's objects show them."""
+    out: list[str] = []
+    dist = sys.modules.get("torch.distributed")
+    pg = getattr(dist, "ProcessGroup", None)
+    if pg is not None:
+        out += [n for n, v in vars(pg).items() if getattr(v, "__fakedist_hook__", False)]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        for ns_name in FUNCTIONAL_NAMESPACES:
+            ns = getattr(torch.ops, ns_name, None)
+            for name in ops.functional_ops():
+                if isinstance(getattr(ns, "__dict__", {}).get(name), _RecordedPacket):
+                    out.append(f"{ns_name}.{name}")
+    return out
 
 
 def reset() -> None:

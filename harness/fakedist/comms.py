@@ -15,67 +15,28 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-# Python API names, ProcessGroup method names, c10d op names and functional op names -> one op.
-ALIASES: dict[str, str] = {
-    "all_reduce": "all_reduce",
-    "allreduce": "all_reduce",
-    "allreduce_": "all_reduce",
-    "all_reduce_": "all_reduce",
-    "all_reduce_coalesced": "all_reduce_coalesced",
-    "allreduce_coalesced": "all_reduce_coalesced",
-    "allreduce_coalesced_": "all_reduce_coalesced",
-    "all_reduce_coalesced_": "all_reduce_coalesced",
-    "broadcast": "broadcast",
-    "broadcast_": "broadcast",
-    "reduce": "reduce",
-    "reduce_": "reduce",
-    "all_gather": "all_gather",
-    "allgather": "all_gather",
-    "allgather_": "all_gather",
-    "all_gather_coalesced": "all_gather_coalesced",
-    "allgather_coalesced": "all_gather_coalesced",
-    "allgather_coalesced_": "all_gather_coalesced",
-    "all_gather_into_tensor": "all_gather_into_tensor",
-    "all_gather_single": "all_gather_into_tensor",  # torch 2.13 name
-    "_allgather_base": "all_gather_into_tensor",
-    "_allgather_base_": "all_gather_into_tensor",
-    "_all_gather_base": "all_gather_into_tensor",
-    "all_gather_into_tensor_out": "all_gather_into_tensor",
-    "all_gather_into_tensor_coalesced": "all_gather_into_tensor_coalesced",
-    "allgather_into_tensor_coalesced": "all_gather_into_tensor_coalesced",
-    "allgather_into_tensor_coalesced_": "all_gather_into_tensor_coalesced",
-    "all_gather_single_coalesced": "all_gather_into_tensor_coalesced",
-    "gather": "gather",
-    "gather_": "gather",
-    "scatter": "scatter",
-    "scatter_": "scatter",
-    "reduce_scatter": "reduce_scatter",
-    "reduce_scatter_": "reduce_scatter",
-    "reduce_scatter_tensor": "reduce_scatter_tensor",
-    "reduce_scatter_single": "reduce_scatter_tensor",  # torch 2.13 name
-    "_reduce_scatter_base": "reduce_scatter_tensor",
-    "_reduce_scatter_base_": "reduce_scatter_tensor",
-    "reduce_scatter_tensor_coalesced": "reduce_scatter_tensor_coalesced",
-    "reduce_scatter_tensor_coalesced_": "reduce_scatter_tensor_coalesced",
-    "reduce_scatter_single_coalesced": "reduce_scatter_tensor_coalesced",
-    "all_to_all": "all_to_all",
-    "alltoall": "all_to_all",
-    "alltoall_": "all_to_all",
-    "all_to_all_single": "all_to_all_single",
-    "alltoall_base": "all_to_all_single",
-    "alltoall_base_": "all_to_all_single",
-    "send": "send",
-    "isend": "send",
-    "recv": "recv",
-    "irecv": "recv",
-    "recv_": "recv",
-    "recv_anysource": "recv",
-    "recv_any_source_": "recv",
-    "barrier": "barrier",
-}
-OPS: tuple[str, ...] = tuple(sorted(set(ALIASES.values())))
+from fakedist import ops
+
+__all__ = [
+    "ALIASES",
+    "OPS",
+    "CommLog",
+    "CommRecord",
+    "GroupFilter",
+    "RawRecord",
+    "normalise_op",
+    "reduce_name",
+    "resolve_group_filter",
+    "side_by_side",
+    "table",
+]
+
+# Python API names, ProcessGroup method names, c10d op names and functional op names -> one op
+# (a snapshot of fakedist.ops, the table they come from; normalise_op reads the table itself).
+ALIASES: dict[str, str] = ops.aliases()
+OPS: tuple[str, ...] = ops.names()
 
 
 def normalise_op(name: str) -> str:
@@ -84,12 +45,32 @@ def normalise_op(name: str) -> str:
     Raises ValueError naming an unknown op and listing the known ones.
     """
     base = name.removeprefix("torch.ops.").removesuffix(".default")
-    if base.startswith(("c10d.", "_c10d_functional.", "c10d_functional.")):
+    if base.startswith(("c10d.", *(f"{ns}." for ns in ops.FUNCTIONAL_NAMESPACES))):
         base = base.split(".", 1)[1]
     try:
-        return ALIASES[base]
+        return ops.canonical(base)
     except KeyError:
-        raise ValueError(f"unknown collective op {name!r}; known ops: {', '.join(OPS)}") from None
+        known = ", ".join(ops.names())
+        raise ValueError(f"unknown collective op {name!r}; known ops: {known}") from None
+
+
+class RawRecord(NamedTuple):
+    """A record as the hooks make it on every call; :class:`CommRecord` is made from it later."""
+
+    op: str  # canonical op name
+    functional: bool
+    group_name: str
+    group_ranks: tuple[int, ...]
+    shapes: tuple[Any, ...]  # torch.Size of each tensor
+    dtypes: tuple[Any, ...]  # torch.dtype of each tensor
+    bytes: int
+    src: int | None
+    dst: int | None
+    async_op: Any  # a bool, the options object whose asyncOp says it, or None
+    step: int
+    fault: str | None
+    where: str | None  # file:line in the user's code, with CommLog.call_sites
+    reduce_op: Any  # the ReduceOp or functional op string of a reducing call, else None
 
 
 @dataclass(frozen=True)
@@ -109,6 +90,8 @@ class CommRecord:
     async_op: bool | None = None  # True: returned work/an async tensor; None: torch did not say
     step: int = 0  # value of world.step() counter when the call was made
     fault: str | None = None  # error kind injected into this call, if any
+    where: str | None = None  # file:line of the call in the user's code (CommLog.call_sites)
+    reduce_op: str | None = None  # SUM, AVG, MAX, ... for reducing ops; None for the others
 
     @property
     def group_size(self) -> int:
@@ -147,7 +130,8 @@ class CommLog:
 
     def __init__(self, world_size: int | None = None) -> None:
         self._records: list[CommRecord] = []
-        self._raw: list[tuple[Any, ...]] = []  # appended by the hooks; see records
+        self._raw: list[RawRecord] = []  # appended by the hooks; see records
+        self.call_sites = False  # True: each record says where the user's code made the call
         self.world_size = world_size  # checks rank lists given as ``group``
 
     @property
@@ -243,11 +227,15 @@ class CommLog:
 
     # -- output ----------------------------------------------------------------------------
     def to_json(self) -> str:
-        """JSON: ``{"groups": {name: ranks}, "calls": [record without its ranks, ...]}``."""
+        """JSON: ``{"groups": {name: ranks}, "calls": [record without its ranks, ...]}``
+        (``where`` and ``reduce_op`` only where recorded)."""
         calls = []
         for r in self.records:
             d = asdict(r)
             del d["group_ranks"]
+            for key in ("where", "reduce_op"):  # only where recorded
+                if d[key] is None:
+                    del d[key]
             d["group_size"] = r.group_size
             calls.append(d)
         groups = {name: list(ranks) for name, ranks in self.groups().items()}
@@ -268,25 +256,35 @@ class CommLog:
         return f"<CommLog {len(self.records)} calls>"
 
 
-def _materialise(index: int, raw: tuple[Any, ...]) -> CommRecord:
-    """A record from the hot path's tuple: sizes -> tuples, dtypes -> str, opts -> async flag."""
-    op, functional, name, ranks, shapes, dtypes, nbytes, src, dst, opts, step, fault = raw
-    async_op = opts if isinstance(opts, bool) else getattr(opts, "asyncOp", None)
+def _materialise(index: int, raw: RawRecord) -> CommRecord:
+    """A record from the hot path's: sizes -> tuples, dtypes -> str, opts -> async flag."""
+    flag = raw.async_op
+    async_op = flag if isinstance(flag, bool) else getattr(flag, "asyncOp", None)
     return CommRecord(
         index,
-        op,
-        functional,
-        name,
-        ranks,
-        tuple(tuple(s) for s in shapes),
-        tuple(str(d) for d in dtypes),
-        nbytes,
-        src,
-        dst,
+        raw.op,
+        raw.functional,
+        raw.group_name,
+        raw.group_ranks,
+        tuple(tuple(s) for s in raw.shapes),
+        tuple(str(d) for d in raw.dtypes),
+        raw.bytes,
+        raw.src,
+        raw.dst,
         async_op,
-        step,
-        fault,
+        raw.step,
+        raw.fault,
+        raw.where,
+        reduce_name(raw.reduce_op),
     )
+
+
+def reduce_name(op: Any) -> str | None:
+    """``SUM`` for ``ReduceOp.SUM``, ``RedOpType.SUM``, or a functional op's ``"sum"``."""
+    if op is None:
+        return None
+    text = op if isinstance(op, str) else str(getattr(op, "op", op))  # ReduceOp wraps RedOpType
+    return text.rsplit(".", 1)[-1].upper()
 
 
 def table(rows: list[list[str]]) -> str:

@@ -3,7 +3,7 @@
 A schedule is a list of specs (dicts, from ``fake_world(faults=[...])``, the ``fake_world``
 marker or the ``FAKEDIST_FAULTS`` environment variable as JSON). Keys:
 
-``op``          canonical op or alias (see :data:`fakedist.comms.OPS`), or ``"*"`` for any op
+``op``          canonical op or alias (any name in :data:`fakedist.ops.OPS`), or ``"*"``: any op
 ``nth``         fail the nth matching call only (1-based; default 1 unless ``every``)
 ``every``       fail every matching call
 ``group``       only calls on this group: global ranks (list) or a group name
@@ -31,13 +31,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fakedist import envvars
+from fakedist.backends.fake import ERROR_MESSAGE
 from fakedist.comms import normalise_op
-from fakedist.fidelity import MAX_SECONDS
+from fakedist.timeouts import MAX_SECONDS
 
-ENV_VAR = "FAKEDIST_FAULTS"
+__all__ = [
+    "ENV_VAR",
+    "ERRORS",
+    "FAKE_MESSAGE",
+    "KEYS",
+    "CollectiveTimeout",
+    "Fault",
+    "FaultSchedule",
+    "faults_from_env",
+    "make_error",
+    "parse_fault",
+    "spec_list",
+]
+
+ENV_VAR = envvars.FAULTS
 KEYS = ("op", "nth", "every", "group", "after_step", "error", "delay", "rank")
 ERRORS = ("fake", "backend", "timeout", "none")
-FAKE_MESSAGE = "FakeProcessGroup collective operation error"  # torch's fake backend's text
+FAKE_MESSAGE = ERROR_MESSAGE  # torch's fake backend's text
 SLEEP_SLICE = 0.05  # seconds: a delay sleeps in slices, so a stopped rank thread ends soon
 
 
@@ -311,7 +327,7 @@ class FaultSchedule:
     def _sleep(self, delay: float) -> bool:
         """Sleep ``delay`` seconds, in slices, up to the deadline; False when cut there."""
         if self.timeout is None:
-            from fakedist.fidelity import DEFAULT_TIMEOUT, env_timeout
+            from fakedist.timeouts import DEFAULT_TIMEOUT, env_timeout
 
             self.timeout = env_timeout() or DEFAULT_TIMEOUT
         deadline = self.started + self.timeout + self.slack

@@ -16,7 +16,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-FAULTS_ENV = "FAKEDIST_FAULTS"  # fakedist.faults.ENV_VAR (that module imports torch)
+from fakedist import envvars
+
+FAULTS_ENV = envvars.FAULTS  # also fakedist.faults.ENV_VAR (that module imports torch)
+
 RANK_PREFIX = "fakedist-rank-"  # names of the fidelities' rank threads and worker processes
 
 # fakedist: check the tests that use fakedist; strict: every test; off: none.
@@ -88,44 +91,20 @@ def _process_group(before: Snapshot) -> str | None:
 
 def _worlds() -> str | None:
     world = _loaded("world")
-    active: list[Any] = getattr(world, "_ACTIVE", [])
-    if not active:
+    left = world.leftover() if world is not None else None
+    if left is None:
         return None
-    names = ", ".join(f"world_size={w.world_size} rank={w.rank} {w.backend}" for w in active)
-    active.clear()
-    return f"left a fake_world active ({names}); exit the fake_world context in the test"
-
-
-def _patched_methods() -> list[str]:
-    """Names of ProcessGroup methods / functional ops still replaced by fakedist's hooks."""
-    out: list[str] = []
-    dist = sys.modules.get("torch.distributed")
-    pg = getattr(dist, "ProcessGroup", None)
-    if pg is not None:
-        out += [n for n, v in vars(pg).items() if getattr(v, "__fakedist_hook__", False)]
-    torch = sys.modules.get("torch")
-    hooks = _loaded("_hooks")
-    if torch is not None and hooks is not None:
-        for ns_name in hooks.FUNCTIONAL_NAMESPACES:
-            ns = getattr(torch.ops, ns_name, None)
-            for name in hooks.FUNCTIONAL_OPS:
-                if isinstance(getattr(ns, "__dict__", {}).get(name), hooks._RecordedPacket):
-                    out.append(f"{ns_name}.{name}")
-    return out
+    world.reset()
+    return f"left a fake_world active ({left}); exit the fake_world context in the test"
 
 
 def _hooks() -> str | None:
     hooks = _loaded("_hooks")
-    if hooks is None:
-        return None
-    recorders = len(hooks._ACTIVE)
-    patched = _patched_methods()
-    if not recorders and not hooks._PATCHED and not patched:
+    left = hooks.leftover() if hooks is not None else None
+    if left is None:
         return None
     hooks.reset()
-    shown = ", ".join(patched[:3]) + (f" and {len(patched) - 3} more" if len(patched) > 3 else "")
-    what = f"{recorders} active recorder(s), methods still patched: {shown or 'none'}"
-    return f"left fakedist's collective hooks installed ({what}); use fakedist.fake_world"
+    return f"left fakedist's collective hooks installed ({left}); use fakedist.fake_world"
 
 
 def _faults_env(before: Snapshot) -> str | None:

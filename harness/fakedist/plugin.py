@@ -21,6 +21,7 @@ import fakedist.fidelity.bodies
 import fakedist.fidelity.gloo
 import fakedist.fidelity.threaded  # noqa: F401
 from fakedist import isolation
+from fakedist.fidelity.plan import RanksPlan
 from fakedist.fidelity.where import at_test, is_at_test
 
 MARKERS = (
@@ -28,7 +29,9 @@ MARKERS = (
     "timeout=None, **options): run the test as `rank` of a simulated `world_size` process "
     "group; the `fake_world` fixture exposes it (`fake_world.comms`: recorded collectives; "
     "`faults`: a fault schedule). fidelity='threaded'/'gloo' runs the body on every rank "
-    "(threads / processes) with real results; a list (or 'all') runs the test once per fidelity",
+    "(threads / processes) with real results; a list (or 'all') runs the test once per fidelity; "
+    "ranks='all'/'sample'/[ranks] runs it once per chosen rank, each in its own fake world, and "
+    "fails when the ranks' collectives disagree (a hang on a cluster)",
     "accelerator(count=1): needs `count` accelerator devices; skipped with the reason otherwise",
 )
 
@@ -83,7 +86,7 @@ def _isolation_mode(config: pytest.Config) -> str:
 
 def _check_timeout_settings(config: pytest.Config) -> None:
     """A bad ``--fakedist-timeout`` or ``FAKEDIST_TIMEOUT`` stops the run before collection."""
-    from fakedist.fidelity import env_timeout, parse_timeout
+    from fakedist.timeouts import env_timeout, parse_timeout
 
     try:
         option = config.getoption(TIMEOUT_OPTION)
@@ -114,8 +117,8 @@ def describe_environment() -> str:
         import torch
     except ImportError:
         return "torch not installed"
+    from fakedist.accelerator import accelerator_info
     from fakedist.backends import register_backends
-    from fakedist.devices import accelerator_info
 
     devices = accelerator_info()
     build = f"cuda {torch.version.cuda}" if torch.version.cuda else "cpu"
@@ -180,7 +183,9 @@ def fake_world(request: pytest.FixtureRequest) -> Iterator[Any]:
             fidelity = _fidelity(request, kwargs)
             timeout = kwargs.pop("timeout", None)
             world_size = kwargs.pop("world_size", 2)
-            if fidelity == "fake":
+            if "ranks" in kwargs:
+                world = _ranks_plan(fidelity, world_size, kwargs)
+            elif fidelity == "fake":
                 seconds = _timeout(request, timeout)  # where fault delays end (None: env, 60 s)
                 world = stack.enter_context(_fake_world(world_size, **kwargs))
                 if seconds is not None:
@@ -192,18 +197,35 @@ def fake_world(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield world
 
 
+def _ranks_plan(fidelity: str, world_size: Any, kwargs: dict[str, Any]) -> Any:
+    """The plan for ``ranks=``: one fake world per chosen rank, compared afterwards."""
+    from fakedist.ranks import parse_ranks
+    from fakedist.world import validate
+
+    if fidelity != "fake":
+        raise ValueError(
+            f"ranks= runs one fake world per rank; it cannot be combined with fidelity={fidelity!r}"
+        )
+    if "rank" in kwargs:
+        raise ValueError(f"ranks= runs each chosen rank; drop rank={kwargs['rank']!r}")
+    validate(world_size, 0, kwargs.get("backend", "fake"))
+    ranks = parse_ranks(kwargs.pop("ranks"), world_size)
+    return RanksPlan(world_size, ranks, kwargs)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> None:
     """Refuse a fixture that requests ``fake_world`` where the test's ranks run elsewhere."""
     if fixturedef.argname == "fake_world" or "fake_world" not in fixturedef.argnames:
         return
-    from fakedist.fidelity import Plan
+    from fakedist.fidelity.plan import Plan
 
     plan = request.getfixturevalue("fake_world")
-    if isinstance(plan, Plan):
+    if isinstance(plan, (Plan, RanksPlan)):
+        where = f"at fidelity {plan.fidelity!r}" if isinstance(plan, Plan) else "with ranks="
         _fail(
             f"{request.node.nodeid}: fixture {fixturedef.argname!r} requests fake_world, "
-            f"but at fidelity {plan.fidelity!r} each rank's World exists only in the test, and "
+            f"but {where} each rank's World exists only in the test, and "
             "fixtures are set up once before the ranks start: have the fixture return a "
             "function, and call it in the test with fake_world"
         )
@@ -259,7 +281,7 @@ def _fidelity(request: pytest.FixtureRequest, kwargs: dict[str, Any]) -> str:
 
 def _timeout(request: pytest.FixtureRequest, marker_value: Any) -> float | None:
     """Marker ``timeout=`` > ``--fakedist-timeout``; None: ``FAKEDIST_TIMEOUT``, else 60 s."""
-    from fakedist.fidelity import parse_timeout
+    from fakedist.timeouts import parse_timeout
 
     if marker_value is not None:
         return parse_timeout(marker_value, "timeout")
@@ -301,9 +323,17 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     )
 
     plan = pyfuncitem.funcargs.get("fake_world")
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    if isinstance(plan, RanksPlan):
+        from fakedist.ranks import check_ranks
+
+        body = TestCall(pyfuncitem.obj, args)
+        report = check_ranks(body, plan.world_size, plan.ranks, **plan.options)
+        if not report.ok:
+            _fail(f"{pyfuncitem.nodeid}: {report.render()}")
+        return True
     if not isinstance(plan, Plan):
         return None
-    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     try:
         run_plan(plan, TestCall(pyfuncitem.obj, args))
     except FidelityUnsupported as exc:
@@ -319,7 +349,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if marker is None:
         return
     needed = _accelerator_count(item, marker)
-    from fakedist.devices import accelerator_info
+    from fakedist.accelerator import accelerator_info
 
     info = accelerator_info()
     if info.count < needed:
@@ -364,5 +394,5 @@ def uses_fakedist(item: pytest.Item) -> bool:
         return True
     if "fake_world" in getattr(item, "fixturenames", ()):
         return True
-    decorated = "__fakedist_world__"  # fakedist.world.DECORATED (that module imports torch)
+    decorated = "__fakedist_world__"  # fakedist.decorator.DECORATED (that module imports torch)
     return bool(getattr(getattr(item, "obj", None), decorated, False))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from _semantics import FakeSemantics, expected
 
+import _torch_first  # noqa: F401  (torch before any test: see tests/_torch_first.py)
+
 
 @pytest.fixture(scope="session")
 def fake_semantics() -> FakeSemantics:

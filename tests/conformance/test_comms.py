@@ -141,6 +141,9 @@ CASES: dict[str, tuple[Callable[[], Any], str, tuple[tuple[int, ...], ...], int,
 }
 
 
+REDUCING = {"all_reduce", "reduce", "reduce_scatter", "reduce_scatter_tensor"}
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_each_collective_is_recorded_exactly(name: str) -> None:
     call, op, shapes, nbytes, src, dst, async_op = CASES[name]
@@ -162,6 +165,7 @@ def test_each_collective_is_recorded_exactly(name: str) -> None:
             async_op=log[0].async_op if async_op is None else async_op,
             step=0,
             fault=None,
+            reduce_op="SUM" if op in REDUCING else None,
         )
         assert log[0] == expected
         assert log.count(op) == 1
@@ -315,6 +319,7 @@ def test_table_json_dump_and_clear(tmp_path: Any) -> None:
             "async_op": False,
             "step": 0,
             "fault": None,
+            "reduce_op": "SUM",
         }
         path = tmp_path / "comms.json"
         world.comms.dump(str(path))
@@ -436,3 +441,21 @@ def test_fsdp2_tp_attributes_each_op_to_its_sub_group() -> None:
             log.filter("all_gather_into_tensor")[0].bytes
             == _ag_shard_numel([torch.empty(s) for s in local], 4) * 4
         )
+
+
+def test_the_reduce_op_is_recorded_by_name() -> None:
+    with fake_world(WS, rank=RANK) as world:
+        dist.all_reduce(_t(2), op=dist.ReduceOp.MAX)
+        dist.reduce(_t(2), dst=0, op=dist.ReduceOp.MIN)
+        dist.broadcast(_t(2), src=0)
+        ops = [(r.op, r.reduce_op) for r in world.comms]
+    assert ops == [("all_reduce", "MAX"), ("reduce", "MIN"), ("broadcast", None)]
+
+
+def test_a_functional_reduce_op_is_recorded_by_name() -> None:
+    if not hasattr(_funcol(), "all_reduce"):
+        pytest.skip("needs functional collectives")
+    with fake_world(WS, rank=RANK) as world:
+        out = _funcol().all_reduce(_t(4), "avg", dist.group.WORLD)
+        out.wait() if hasattr(out, "wait") else _funcol().wait_tensor(out)
+        assert [r.reduce_op for r in world.comms] == ["AVG"]

@@ -14,6 +14,12 @@ import torch
 import torch.distributed as dist
 from _models import MLP, fully_shard_fn, init_device_mesh_fn, local, parallelize
 
+# The tensor collectives under their classic names (torch 2.13 deprecates them for *_single;
+# users still call them, and FSDP calls them inside torch) and FSDP2's note on view outputs.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*is deprecated:FutureWarning", "ignore:FSDP2-wrapped module .* returned a view"
+)
+
 ALL = ("fake", "threaded", "gloo")
 
 

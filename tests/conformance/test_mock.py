@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 import fakedist
-from fakedist.backends import mock
+from fakedist import mock
 
 
 @pytest.mark.parametrize(("rank", "world_size"), [(0, 1), (2, 5), (7, 8)])

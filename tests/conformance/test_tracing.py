@@ -17,7 +17,11 @@ from torch.testing import FileCheck
 
 from fakedist import _hooks
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")
+# torch's own compile path touches torch.jit.script_method (deprecated from torch 2.13).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*is deprecated:FutureWarning",
+    "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning",
+)
 
 WS, RANK = 4, 1
 

@@ -407,8 +407,8 @@ CASES: list[Case] = [
     ),
     cli(
         ("launch",),
-        "python -m fakedist.action: expected one command (validate or run), got 'launch'",
-        module="fakedist.action",
+        "python -m fakedist.tooling.action: expected one command (validate or run), got 'launch'",
+        module="fakedist.tooling.action",
     ),
     Case(
         "nox posargs",
@@ -508,7 +508,7 @@ def _process(case: Case, cwd: Path) -> tuple[int, str, str]:
     if case.kind == "cli":
         argv = list(case.argv) if case.argv[:1] == ("-m",) else ["-m", "fakedist", *case.argv]
     elif case.kind == "action":
-        argv = ["-m", "fakedist.action", "validate"]
+        argv = ["-m", "fakedist.tooling.action", "validate"]
     else:  # what the nox session runs with the posargs appended
         argv = ["-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", *case.argv]
     proc = subprocess.run(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import fakedist.devices
+import fakedist.accelerator
 from fakedist import plugin
-from fakedist.devices import AcceleratorInfo
+from fakedist.accelerator import AcceleratorInfo
 
 
 @pytest.mark.parametrize(
@@ -22,6 +22,6 @@ def test_header_names_the_build_and_where_it_runs(
     monkeypatch: pytest.MonkeyPatch, cuda: str | None, devices: AcceleratorInfo, expected: str
 ) -> None:
     monkeypatch.setattr(torch.version, "cuda", cuda)
-    monkeypatch.setattr(fakedist.devices, "accelerator_info", lambda: devices)
+    monkeypatch.setattr(fakedist.accelerator, "accelerator_info", lambda: devices)
     line = plugin.describe_environment()
     assert line.startswith(f"torch {torch.__version__} {expected}, backends: ")

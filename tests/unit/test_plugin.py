@@ -70,7 +70,7 @@ def test_accelerator_skip_names_what_is_missing(pytester: pytest.Pytester) -> No
         """
     )
     result = pytester.runpytest("-rs", "-p", "no:randomly")
-    from fakedist.devices import accelerator_info
+    from fakedist.accelerator import accelerator_info
 
     if accelerator_info().count == 0:
         result.assert_outcomes(skipped=2)

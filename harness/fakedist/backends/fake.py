@@ -30,6 +30,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from fakedist import ops
+
 NAME = "fake"
 _TESTING_MODULE = "torch.testing._internal.distributed.fake_pg"
 
@@ -167,7 +169,8 @@ def make_pg_options(options: dict[str, Any]) -> Any | None:
 
 
 ERROR_MESSAGE = "FakeProcessGroup collective operation error"
-"""The start of the message torch's fake backend raises with ``error_on_collective``."""
+"""The start of the message torch's fake backend raises with ``error_on_collective`` (and
+fakedist's injected ``"fake"`` faults, :data:`fakedist.faults.FAKE_MESSAGE`)."""
 
 
 # ------------------------------------------------------------------ uniform data semantics
@@ -181,24 +184,25 @@ ERROR_MESSAGE = "FakeProcessGroup collective operation error"
 #   this rank's chunk of the input *before* torch's call: where torch writes (2.13+), its own
 #   values win; where it does not, the output holds what 2.13 writes.
 
-_GATHER_INPUT_AT = {
-    "allgather": 1,
-    "_allgather_base": 1,
-    "all_gather_single": 1,
-    "allgather_into_tensor_coalesced": 1,
-    "all_gather_single_coalesced": 1,
-    "allgather_coalesced": 1,
-}
-_REDUCE_SCATTER = frozenset(
-    {
-        "reduce_scatter",
-        "_reduce_scatter_base",
-        "reduce_scatter_single",
-        "reduce_scatter_tensor_coalesced",
-        "reduce_scatter_single_coalesced",
-    }
+
+def _methods(*op_names: str) -> frozenset[str]:
+    """The ProcessGroup methods of ops ``op_names`` (fakedist.ops)."""
+    return frozenset(m for name in op_names for m in ops.by_name(name).pg_methods)
+
+
+# The gathers take their input second: (outputs, inputs, opts).
+_GATHERS = _methods(
+    "all_gather",
+    "all_gather_coalesced",
+    "all_gather_into_tensor",
+    "all_gather_into_tensor_coalesced",
 )
-UNIFORM_METHODS = frozenset(_GATHER_INPUT_AT) | _REDUCE_SCATTER
+_REDUCE_SCATTER_LIST = _methods("reduce_scatter")  # ([out], [[in_0, ..., in_n-1]], opts)
+_REDUCE_SCATTER_TENSOR = _methods("reduce_scatter_tensor")  # (out, in, opts)
+_REDUCE_SCATTER = (
+    _REDUCE_SCATTER_LIST | _REDUCE_SCATTER_TENSOR | _methods("reduce_scatter_tensor_coalesced")
+)
+UNIFORM_METHODS = _GATHERS | _REDUCE_SCATTER
 """ProcessGroup methods whose arguments :func:`uniform_args` adjusts."""
 
 
@@ -222,14 +226,14 @@ def _prefill_reduce_scatter(method: str, group_rank: int, args: tuple[Any, ...])
     import torch
 
     with torch.no_grad():
-        if method == "reduce_scatter":  # ([out], [[in_0, ..., in_n-1]], opts)
+        if method in _REDUCE_SCATTER_LIST:  # ([out], [[in_0, ..., in_n-1]], opts)
             outs, ins = args[0], args[1]
             if isinstance(outs, torch.Tensor):  # the (output, input_list, op) overload
                 outs, ins = [outs], [ins]
             for out, inputs in zip(outs, ins):
                 out.copy_(inputs[group_rank])
             return
-    if method in ("_reduce_scatter_base", "reduce_scatter_single"):  # (out, in, opts)
+    if method in _REDUCE_SCATTER_TENSOR:  # (out, in, opts)
         _copy_chunk([args[0]], [args[1]], group_rank)
     else:  # coalesced: ([outs], [ins], opts)
         _copy_chunk(args[0], args[1], group_rank)
@@ -237,9 +241,8 @@ def _prefill_reduce_scatter(method: str, group_rank: int, args: tuple[Any, ...])
 
 def uniform_args(method: str, pg: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
     """The arguments to call FakeProcessGroup's ``method`` with, after the uniform step."""
-    at = _GATHER_INPUT_AT.get(method)
-    if at is not None and len(args) > at:
-        return (*args[:at], _detached(args[at]), *args[at + 1 :])
+    if method in _GATHERS and len(args) > 1:
+        return (args[0], _detached(args[1]), *args[2:])
     if method in _REDUCE_SCATTER:
         # a malformed call: torch raises its own error for it
         with contextlib.suppress(IndexError, RuntimeError, TypeError, AttributeError):
@@ -251,7 +254,11 @@ def uniform_args(method: str, pg: Any, args: tuple[Any, ...]) -> tuple[Any, ...]
 # its output itself, so it cannot be filled before torch's call: it is filled after, where this
 # torch's fake backend leaves it unwritten (before 2.13). Whether it does is probed once per
 # process, on the first call, with an input of a value uninitialised memory will not hold.
-FUNCTIONAL_UNIFORM = frozenset({"reduce_scatter_tensor", "reduce_scatter_tensor_coalesced"})
+FUNCTIONAL_UNIFORM = frozenset(
+    f
+    for op in ("reduce_scatter_tensor", "reduce_scatter_tensor_coalesced")
+    for f in ops.by_name(op).functional_ops
+)
 _PROBE_VALUE = 12345.0
 _functional_writes: dict[str, bool] = {}
 

@@ -7,6 +7,9 @@ data* semantics: the group behaves as if every rank held exactly this rank's ten
 model. Work comes in two kinds: a ``dist._Work`` subclass (``work="subclass"``, default) that
 records ``wait()`` and ``get_future()``, or work wrapped from a completed ``Future``
 (``work="future"``). Every call the group receives is recorded in :attr:`PyProcessGroup.calls`.
+
+Its collective methods are those :mod:`fakedist.ops` gives ``pypg`` (:func:`collective_methods`;
+the unit tests hold the class to that list).
 """
 
 from __future__ import annotations
@@ -18,10 +21,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from fakedist import ops
 from fakedist.backends._register import register_plugin
 
 NAME = "pypg"
 WORK_KINDS = ("subclass", "future")
+
+
+def collective_methods() -> tuple[str, ...]:
+    """The ProcessGroup methods PyProcessGroup implements, as the op table says."""
+    return tuple(ops.pg_methods(NAME))
 
 
 @dataclass

@@ -13,11 +13,7 @@ the API; the pytest plugin calls it for ``@pytest.mark.fake_world(fidelity=...)`
 
 from __future__ import annotations
 
-import math
-import os
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from fakedist.fidelity.bodies import TestCall
@@ -28,6 +24,13 @@ from fakedist.fidelity.outcome import (
     RankOutcome,
     conclude,
 )
+from fakedist.fidelity.plan import Plan
+from fakedist.timeouts import (
+    DEFAULT_TIMEOUT,
+    MAX_SECONDS,
+    env_timeout,
+    parse_timeout,
+)
 
 FIDELITIES = ("fake", "threaded", "gloo")
 RANK_FIDELITIES = ("threaded", "gloo")  # every rank runs the body
@@ -35,14 +38,6 @@ NOT_OFFERED = {
     "local": "LocalTensorMode runs one body for all ranks, not one body per rank "
     "(see docs/fidelity.md); use it inside a fake world instead",
 }
-TIMEOUT_ENV = "FAKEDIST_TIMEOUT"
-DEFAULT_TIMEOUT = 60.0  # seconds a threaded/gloo body may run before it counts as hung
-# The longest timeout or fault delay: a day, well inside what the OS waits accept (select and
-# epoll take milliseconds in a C int: 3,000,000 s overflows them; threading.TIMEOUT_MAX).
-MAX_SECONDS = min(86400.0, threading.TIMEOUT_MAX)
-# Seconds past the timeout at which a rank cuts its own fault delay: by then the runner has
-# reported it hung (in the collective it delays) and is stopping it.
-RANK_SLACK = 1.0
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -60,20 +55,6 @@ __all__ = [
     "run_plan",
     "run_world",
 ]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How to run one body: the fidelity and world, and what each rank gets."""
-
-    fidelity: str
-    world_size: int
-    faults: tuple[dict[str, Any], ...] = ()
-    record: bool = True
-    timeout: float = DEFAULT_TIMEOUT
-    grace: float = 3.0  # seconds the other ranks get to finish once one has failed
-    name: str = "body"  # for messages: the test's id
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_fidelities(value: Any) -> list[str]:
@@ -97,29 +78,6 @@ def parse_fidelity(value: Any) -> str:
     if value not in FIDELITIES:
         raise ValueError(f"unknown fidelity {value!r}; fidelities: {', '.join(FIDELITIES)}")
     return str(value)
-
-
-def parse_timeout(value: Any, source: str) -> float:
-    """Seconds in (0, :data:`MAX_SECONDS`] from ``source`` (marker, option or environment),
-    or ValueError naming it."""
-    try:
-        seconds = float(value)
-        ok = not isinstance(value, bool) and seconds > 0 and math.isfinite(seconds)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too big for float
-        ok = False
-    if not ok:
-        raise ValueError(f"{source}: timeout must be seconds > 0, got {value!r}")
-    if seconds > MAX_SECONDS:
-        raise ValueError(
-            f"{source}: timeout must be at most {MAX_SECONDS:g} s (a day), got {value!r}"
-        )
-    return seconds
-
-
-def env_timeout() -> float | None:
-    """``FAKEDIST_TIMEOUT`` in seconds, or None when unset."""
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
-    return parse_timeout(raw, TIMEOUT_ENV) if raw else None
 
 
 def run_world(

@@ -46,7 +46,7 @@ from fakedist.isolation import RANK_PREFIX
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
-    from fakedist.fidelity import Plan
+    from fakedist.fidelity.plan import Plan
 
 DUMP_WAIT = 0.5  # seconds for a worker to write its stack after SIGUSR1
 EXIT_WAIT = 2.0  # seconds released workers get to exit before SIGKILL
@@ -357,7 +357,7 @@ def _run_rank(
     import torch.distributed as dist
 
     from fakedist.faults import FaultSchedule
-    from fakedist.fidelity import RANK_SLACK
+    from fakedist.timeouts import RANK_SLACK
     from fakedist.world import rank_world
 
     torch.set_num_threads(1)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fakedist.fidelity import Plan
+    from fakedist.fidelity.plan import Plan
 
 # rank status, in the order a summary lists them
 FIRST = ("failed", "died", "hung", "unsupported", "skipped")

@@ -18,6 +18,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from fakedist import ops
 from fakedist.fidelity.outcome import (
     FidelitySetupError,
     FidelityUnsupported,
@@ -28,7 +29,7 @@ from fakedist.fidelity.where import from_thread
 from fakedist.isolation import RANK_PREFIX
 
 if TYPE_CHECKING:
-    from fakedist.fidelity import Plan
+    from fakedist.fidelity.plan import Plan
 
 STOP_WAIT = 2.0  # seconds to wait for a woken thread
 
@@ -56,10 +57,8 @@ def supported_methods(group_cls: type) -> frozenset[str]:
     """ProcessGroup methods the threaded group implements (read before hooks patch it)."""
     import torch.distributed as dist
 
-    from fakedist import _hooks
-
     mro = group_cls.__mro__[: group_cls.__mro__.index(dist.ProcessGroup)]
-    return frozenset(name for name in _hooks.PG_METHODS if any(name in k.__dict__ for k in mro))
+    return frozenset(name for name in ops.pg_methods() if any(name in k.__dict__ for k in mro))
 
 
 def _missing_methods(group_cls: type) -> list[str]:
@@ -68,15 +67,13 @@ def _missing_methods(group_cls: type) -> list[str]:
     is left alone: C++ may still call it and forward to the new name."""
     import torch.distributed as dist
 
-    from fakedist import _hooks
-    from fakedist.comms import ALIASES
-
+    methods = ops.pg_methods()
     supported = supported_methods(group_cls)
-    provided = {ALIASES[name] for name in supported}
+    provided = {methods[name].name for name in supported}
     return [
         name
-        for name in sorted(set(_hooks.PG_METHODS) - supported)
-        if name in dist.ProcessGroup.__dict__ and ALIASES[name] not in provided
+        for name in sorted(set(methods) - supported)
+        if name in dist.ProcessGroup.__dict__ and methods[name].name not in provided
     ]
 
 
@@ -121,11 +118,11 @@ def _give_world_comms(world: Any) -> Callable[[], None]:
 
 def _refuser(op: str) -> Callable[..., Any]:
     """Stands in for a method the threaded group lacks: the test skips, naming the op."""
-    from fakedist.comms import ALIASES
+    canonical = ops.canonical(op)
 
     def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise FidelityUnsupported(
-            f"torch's threaded process group has no {ALIASES[op]} "
+            f"torch's threaded process group has no {canonical} "
             f"(ProcessLocalGroup.{op}); run this test at fidelity 'gloo' or 'fake'"
         )
 
@@ -217,7 +214,7 @@ def _rank_main(
     wake: Callable[[BaseException], None],
 ) -> None:
     from fakedist.faults import FaultSchedule
-    from fakedist.fidelity import RANK_SLACK
+    from fakedist.timeouts import RANK_SLACK
     from fakedist.world import rank_world, use_thread_worlds
 
     use_thread_worlds()
