@@ -60,6 +60,9 @@ def load_goals(path: Path = GOALS_FILE) -> list[dict[str, Any]]:
 
 
 def _measure(goal: Mapping[str, Any], base: str | None, samples: Mapping[str, Any]) -> float:
+    """The goal's value in one case: against the goal's own ``baseline`` variant if it names
+    one, else the comparison's."""
+    base = goal.get("baseline", base)
     mine = samples[goal["variant"]]
     if goal["measure"] == "median":
         return summarize(mine).median

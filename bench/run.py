@@ -23,7 +23,9 @@ from typing import Any
 from bench import report
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPARISONS = ("collectives", "real_test", "harness", "setup", "scale", "suite", "fidelity")
+COMPARISONS = (
+    *("collectives", "real_test", "harness", "setup", "scale", "suite", "fidelity", "ranks"),
+)
 
 
 def machine() -> dict[str, Any]:
@@ -48,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test-reps", type=int, default=3, help="repetitions: real test")
     p.add_argument("--fidelity-reps", type=int, default=5, help="repetitions: fidelities")
     p.add_argument("--fidelity-sizes", default="2,4", help="world sizes (fidelities)")
+    p.add_argument("--ranks-reps", type=int, default=3, help="repetitions: rank checks")
     p.add_argument("--harness-reps", type=int, default=3, help="repetitions: nox vs pytest")
     p.add_argument("--uv-reps", type=int, default=3)
     p.add_argument("--pip-reps", type=int, default=1, help="a pip setup takes about a minute")
@@ -65,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _runners(args: argparse.Namespace) -> dict[str, Callable[[], dict[str, Any]]]:
     import torch
 
-    from bench import collectives, fidelity, harness, realtest, scale, suite
+    from bench import collectives, fidelity, harness, ranks, realtest, scale, suite
     from fakedist.tooling import matrix
 
     env = {k: v for k, v in os.environ.items() if k != matrix.ENV_TORCH}
@@ -89,6 +92,7 @@ def _runners(args: argparse.Namespace) -> dict[str, Callable[[], dict[str, Any]]
         "fidelity": lambda: fidelity.measure(
             args.fidelity_reps, tuple(int(s) for s in args.fidelity_sizes.split(","))
         ),
+        "ranks": lambda: ranks.measure(args.ranks_reps),
     }
 
 

@@ -100,7 +100,7 @@ def _check_timeout_settings(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     import os
 
-    from fakedist.faults import ENV_VAR
+    from fakedist.envvars import FAULTS as ENV_VAR
 
     lines = [f"fakedist: {describe_environment()}"]
     mode = config.stash.get(ISOLATION, isolation.DEFAULT_MODE)

@@ -1,7 +1,7 @@
 """Timeouts and delays: the one place that says how long a rank may wait, and the limits.
 
-A leaf module (no fakedist imports): the fidelities, the fault schedules and the plugin all
-read it.
+It imports only :mod:`fakedist.envvars`; the fidelities, the fault schedules and the plugin
+all read it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import math
 import os
 import threading
 from typing import Any
+
+from fakedist import envvars
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -20,7 +22,7 @@ __all__ = [
     "parse_timeout",
 ]
 
-TIMEOUT_ENV = "FAKEDIST_TIMEOUT"
+TIMEOUT_ENV = envvars.TIMEOUT
 DEFAULT_TIMEOUT = 60.0  # seconds a threaded/gloo body may run before it counts as hung
 # The longest timeout or fault delay: a day, well inside what the OS waits accept (select and
 # epoll take milliseconds in a C int: 3,000,000 s overflows them; threading.TIMEOUT_MAX).

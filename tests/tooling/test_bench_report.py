@@ -107,6 +107,8 @@ def test_project_goals_file_loads() -> None:
         "nox-overhead",
         "setup-warm-cache",
         "scale-overhead",
+        "ranks-all-64",
+        "ranks-all-64-warm",
     ]
     assert {g["op"] for g in goals} == {"<=", ">="}
 
