@@ -15,6 +15,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "harness"))
 
+from fakedist.tooling import envdir  # noqa: E402
 from fakedist.tooling.matrix import Cell  # noqa: E402
 from fakedist.tooling.sessions import Harness  # noqa: E402
 
@@ -26,6 +27,10 @@ if hasattr(nox.options, "download_python"):  # nox >= 2025.x
     nox.options.download_python = "never"
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # only interpreters already here
 
+# A checkout nox cannot write to: one line now, not nox's traceback when a session starts.
+if envdir.problem(ROOT, sys.argv):
+    sys.exit(envdir.problem(ROOT, sys.argv))
+
 # Reads the matrix now: nox parametrises the cell sessions when it imports this file.
 HARNESS = Harness.load(ROOT, os.environ, nox.command.CommandFailed)
 CELLS, PYTHON = HARNESS.cells, HARNESS.python
@@ -34,13 +39,19 @@ CELLS, PYTHON = HARNESS.cells, HARNESS.python
 @nox.session(name="tests-cpu", python=PYTHON)
 @nox.parametrize("cell", CELLS.cpu_params, ids=CELLS.cpu_ids)
 def tests_cpu(session: nox.Session, cell: Cell | None) -> None:
-    """Conformance + unit suites on each selected CPU torch build, with coverage per cell."""
+    """Conformance + unit suites on each selected CPU torch build, on xdist, coverage per cell."""
     HARNESS.tests_cpu(session, cell)
+
+
+@nox.session(python=False, default=False)
+def summary(session: nox.Session) -> None:
+    """Queued by unit, tests-cpu and cuda: per run passed/failed/skipped, time, torch, coverage."""
+    HARNESS.summary(session)
 
 
 @nox.session(name="tests-shuffled", python=PYTHON, default=False)
 def tests_shuffled(session: nox.Session) -> None:
-    """Isolation: conformance in 3 random orders (pytest-randomly), everything on 2 workers."""
+    """Isolation: the torch suites in one process, in a new random order (seed in the header)."""
     HARNESS.tests_shuffled(session)
 
 
@@ -71,7 +82,7 @@ def cuda(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def coverage(session: nox.Session) -> None:
-    """Combine the coverage data of unit and the cells: terminal, coverage.xml, coverage.md."""
+    """Combine unit's and each cell's coverage data: terminal, reports/coverage/, fail-under."""
     HARNESS.coverage(session)
 
 
@@ -89,7 +100,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def ci(session: nox.Session) -> None:
-    """What CI runs: linters, unit, each tests-cpu cell, shuffled/xdist, coverage, Action, sweep."""
+    """What CI runs: linters, unit, tests-cpu cells + summary, shuffled, coverage, Action, sweep."""
     HARNESS.ci(session)
 
 

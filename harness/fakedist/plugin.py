@@ -24,6 +24,8 @@ from fakedist import isolation
 from fakedist.fidelity.plan import RanksPlan
 from fakedist.fidelity.where import at_test, is_at_test
 
+__all__ = ["MARKERS", "describe_environment", "fake_world", "uses_fakedist"]
+
 MARKERS = (
     "fake_world(world_size=2, rank=0, backend='fake', faults=None, record=True, fidelity='fake', "
     "timeout=None, **options): run the test as `rank` of a simulated `world_size` process "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fakedist.tooling import results
 from fakedist.tooling.action import run as run_module
 from fakedist.tooling.action.inputs import DEFAULTS, env_name, read_inputs, record, replay
 from fakedist.tooling.action.project import Project, from_env
@@ -38,13 +39,13 @@ class FakeNox:
         self.calls.append((list(argv), dict(env)))
         session = argv[argv.index("--session") + 1]
         if session == "coverage":
-            (self.root / "coverage.xml").write_text(self.coverage_xml)
-            (self.root / "coverage.md").write_text("| Name | Cover |\n")
+            (self.root / results.COVERAGE_XML).write_text(self.coverage_xml)
+            (self.root / results.COVERAGE_MARKDOWN).write_text("| Name | Cover |\n")
             return 0
-        (self.root / "reports").mkdir(exist_ok=True)
+        (self.root / results.COVERAGE_DIR).mkdir(parents=True, exist_ok=True)
         for cell, xml in self.junit.items():
-            (self.root / "reports" / f"junit-{cell}.xml").write_text(xml)
-            (self.root / f".coverage.{cell}").write_text("data")
+            results.junit_path(self.root, cell).write_text(xml)
+            results.coverage_data(self.root, cell).write_text("data")  # one file per cell
         return self.rc
 
 
@@ -257,10 +258,13 @@ def test_combine_session(setup: tuple[Context, dict[str, str]]) -> None:
     nox = FakeNox(ctx.action_root, {})
     assert main_run(env, nox, ctx) == 0
     assert [c[0][4] for c in nox.calls] == ["coverage"]
-    assert sorted(p.name for p in ctx.action_root.glob(".coverage.*")) == [
+    assert sorted(p.name for p in (ctx.action_root / results.COVERAGE_DIR).iterdir()) == [
         ".coverage.2.13-cpu.aaaaaaaa",
         ".coverage.2.14-cpu.bbbbbbbb",
+        "coverage.md",
+        "coverage.xml",
     ]
+    assert not list(ctx.action_root.glob(".coverage*"))  # nothing in the checkout's root
     assert read_outputs(files["GITHUB_OUTPUT"])["coverage"] == "90.00"
     assert "| 2.14.1 | cpu | 1 | 0 | 0 | 1.5 s |" in Path(files["GITHUB_STEP_SUMMARY"]).read_text()
 

@@ -131,6 +131,7 @@ def test_uv_official_index_plain() -> None:
         "uv",
         "pip",
         "install",
+        "--compile-bytecode",
         "--python",
         PY,
         "--index-url",
@@ -156,6 +157,7 @@ def test_uv_default_carries_pip_configuration() -> None:
         "uv",
         "pip",
         "install",
+        "--compile-bytecode",
         "--python",
         PY,
         "--extra-index-url",
@@ -182,13 +184,13 @@ def test_pip_default_adds_nothing_pip_reads_its_own_configuration() -> None:
 
 def test_uv_carries_pip_index_url_unless_uv_has_its_own() -> None:
     pip_only = Sources(pip=IndexSettings("https://mirror.example/simple"))
-    assert torch_install_argv(DEFAULT, "uv", PY, pip_only)[5:] == [
+    assert torch_install_argv(DEFAULT, "uv", PY, pip_only)[6:] == [
         "--index-url",
         "https://mirror.example/simple",
         "torch==2.13.0",
     ]
     both = Sources(pip=pip_only.pip, uv=IndexSettings("https://uv.example/simple"))
-    assert torch_install_argv(DEFAULT, "uv", PY, both)[5:] == ["torch==2.13.0"]
+    assert torch_install_argv(DEFAULT, "uv", PY, both)[6:] == ["torch==2.13.0"]
 
 
 def test_uv_keeps_its_own_extras_and_strategy() -> None:
@@ -197,7 +199,7 @@ def test_uv_keeps_its_own_extras_and_strategy() -> None:
         uv=IndexSettings(None, ("https://u.example",), ("/uvwheels",)),
         uv_index_strategy="first-index",
     )
-    assert torch_install_argv(DEFAULT, "uv", PY, sources)[5:] == [
+    assert torch_install_argv(DEFAULT, "uv", PY, sources)[6:] == [
         "--extra-index-url",
         "https://u.example",
         "--extra-index-url",
@@ -242,7 +244,7 @@ def test_wheelhouse_is_a_find_links() -> None:
         "/wheels",
         "torch==2.13.0",
     ]
-    assert torch_install_argv(cell, "uv", PY, CARRIED)[5:] == [
+    assert torch_install_argv(cell, "uv", PY, CARRIED)[6:] == [
         "--extra-index-url",
         "file:///srv/pypi/simple",
         "--extra-index-url",
@@ -291,6 +293,7 @@ def test_deps_carry_pip_configuration_with_uv() -> None:
         "uv",
         "pip",
         "install",
+        "--compile-bytecode",
         "--python",
         PY,
         "--extra-index-url",
@@ -310,6 +313,7 @@ def test_fakedist_is_installed_without_dependencies() -> None:
         "uv",
         "pip",
         "install",
+        "--compile-bytecode",
         "--python",
         PY,
         "--no-deps",
@@ -353,6 +357,14 @@ def test_failure_message_names_index_version_and_overrides() -> None:
         "configuration; set FAKEDIST_TORCH_INDEX=<mirror URL> or "
         "FAKEDIST_WHEELHOUSE=<folder of wheels>"
     )
+
+
+def test_failure_message_masks_credentials_in_the_index_url() -> None:
+    private = Cell("2.13.0", "2.13", "cpu", "3.11", "https://bot:s3cret@mirror.example/simple")
+    message = install_failure_message(private, "uv")
+    assert "s3cret" not in message
+    assert "bot" not in message
+    assert " from https://***@mirror.example/simple; set " in message
 
 
 def test_marker_only_after_a_complete_install(tmp_path: Path) -> None:

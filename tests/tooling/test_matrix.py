@@ -262,18 +262,20 @@ def test_find_matrix_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     # Not under the given directory: the working directory's matrix/ comes next.
     monkeypatch.chdir(tmp_path)
     assert find_matrix_file({}, tmp_path / "elsewhere") == Path("matrix") / "torch.toml"
-    # Outside a project: the source checkout's own file, if fakedist runs from one.
+    # Outside a project: the default matrix this fakedist ships (in the package when installed
+    # from a wheel, the checkout's own file when editable), the repository's matrix/torch.toml.
     monkeypatch.chdir(tmp_path / "matrix")
-    source = Path(matrix_module.__file__).resolve()
-    if source.is_relative_to(ROOT / "harness"):  # this checkout (editable or PYTHONPATH)
-        assert find_matrix_file({}, tmp_path / "matrix") == ROOT / "matrix" / "torch.toml"
-    else:
-        with pytest.raises(MatrixError) as info:
-            find_matrix_file({}, tmp_path / "matrix")
-        assert str(info.value) == (
-            f"{tmp_path}/matrix/matrix/torch.toml: no matrix file here; "
-            "set FAKEDIST_MATRIX to a matrix TOML file"
-        )
+    shipped = find_matrix_file({}, tmp_path / "matrix")
+    assert shipped == matrix_module.packaged_matrix_file()
+    assert shipped.read_bytes() == (ROOT / "matrix" / "torch.toml").read_bytes()
+    # A fakedist that ships none (a checkout without matrix/) says so and names the variable.
+    monkeypatch.setattr(matrix_module, "packaged_matrix_file", lambda: None)
+    with pytest.raises(MatrixError) as info:
+        find_matrix_file({}, tmp_path / "matrix")
+    assert str(info.value) == (
+        f"{tmp_path}/matrix/matrix/torch.toml: no matrix file here, and this fakedist ships no"
+        " default matrix (fakedist/tooling/torch.toml); set FAKEDIST_MATRIX to a matrix TOML file"
+    )
 
 
 # ----------------------------------------------------------------------------- selection

@@ -1,7 +1,9 @@
 """The noxfile's refusals, run through nox itself: each stops before anything is installed.
 
-Each test runs ``nox`` (from PATH; skipped without it) on this repository's noxfile with a
-scratch ``--envdir``, so no environment of a real run is touched.
+Each test runs ``nox`` on this repository's noxfile with a scratch ``--envdir``, so no
+environment of a real run is touched: the nox next to this interpreter (``nox -s unit``
+installs requirements/tools.txt there), else the one on PATH. Without one they skip, and
+under CI (``CI`` set) they fail.
 """
 
 from __future__ import annotations
@@ -9,16 +11,24 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-import pytest
+from _needs import require
 
 ROOT = Path(__file__).resolve().parents[2]
-NOX = shutil.which("nox")
-pytestmark = pytest.mark.skipif(NOX is None, reason="nox is not on PATH")
+
+
+def _find_nox() -> str | None:
+    here = Path(sys.executable).parent / "nox"
+    return str(here) if here.is_file() else shutil.which("nox")
+
+
+NOX = _find_nox()
 
 
 def nox(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    require(NOX is not None, "nox")
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -53,3 +63,14 @@ def test_collect_only_is_refused_before_installing(tmp_path: Path) -> None:
         " pytest --collect-only instead" in proc.stderr  # nox may add "(took ...)" after
     )
     assert not list((tmp_path / "envs").rglob("site-packages/torch"))  # nothing installed
+
+
+def test_an_envdir_nox_cannot_create_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("", encoding="utf-8")  # a read-only checkout, as root can
+    proc = nox(tmp_path, "-s", "unit", "--envdir", str(tmp_path / "blocker" / "envs"))
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"fakedist: nox cannot create its environments in {tmp_path / 'blocker' / 'envs'}"
+        f" ({tmp_path / 'blocker'} is not a folder); run nox with --envdir <a writable folder>"
+    )

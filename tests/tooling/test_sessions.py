@@ -10,18 +10,23 @@ from typing import Any
 
 import pytest
 
-from fakedist.tooling import compat, install
+from fakedist.tooling import compat, install, results
 from fakedist.tooling.action.project import Project
 from fakedist.tooling.devices import DriverVersion
 from fakedist.tooling.matrix import Cell
 from fakedist.tooling.provision import Provisioner
-from fakedist.tooling.sessions import NO_DRIVER, SHUFFLE_SEEDS, Cells, Harness, load_cells
+from fakedist.tooling.sessions import NO_DRIVER, Cells, Harness, load_cells
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX = str(ROOT / "matrix" / "torch.toml")
 ENV = {"FAKEDIST_MATRIX": MATRIX, "FAKEDIST_PYTHON": "3.11"}
 BUILD = '{"version": "2.13.0+cpu", "cuda": null}'
 PASSED = '<testsuite><testcase classname="t" name="test_a"/></testsuite>'
+FAILED = (
+    '<testsuite><testcase classname="t" name="test_a"><failure message="no"/></testcase>'
+    "</testsuite>"
+)
+TOTAL = "87.50\n"  # what `coverage report --format=total` prints
 
 
 class Stop(Exception):
@@ -46,6 +51,7 @@ class FakeSession:
         build: str = BUILD,
         fails: Callable[[tuple[str, ...]], bool] = lambda argv: False,
         tests_in_junit: bool = True,
+        junit_body: str = PASSED,
     ) -> None:
         self.posargs = list(posargs)
         self.name = name
@@ -55,14 +61,21 @@ class FakeSession:
         (place / "env").mkdir(parents=True, exist_ok=True)
         self.tmp = place / "env" / "tmp"
         self.reuse, self.torch_present, self.build, self.fails = reuse, torch_present, build, fails
-        self.tests_in_junit = tests_in_junit
+        self.tests_in_junit, self.junit_body = tests_in_junit, junit_body
         self.calls: list[tuple[str, tuple[str, ...], dict[str, Any]]] = []
         self.notified: list[tuple[str, list[str] | None]] = []
         self.warnings: list[str] = []
         self.logs: list[str] = []
         self.cwd: Path | None = None
 
-    def _answer(self, argv: tuple[str, ...]) -> Any:
+    def _answer(self, argv: tuple[str, ...], env: dict[str, str] | None = None) -> Any:
+        junit = next((a.split("=", 1)[1] for a in argv if a.startswith("--junitxml=")), None)
+        if junit is not None:  # pytest: as it does, its results and its processes' coverage
+            body = self.junit_body if self.tests_in_junit else "<testsuite/>"
+            Path(junit).parent.mkdir(parents=True, exist_ok=True)
+            Path(junit).write_text(body, encoding="utf-8")
+            if env and "COVERAGE_FILE" in env:
+                Path(env["COVERAGE_FILE"] + ".host.1.x").write_text("data", encoding="utf-8")
         if self.fails(argv):
             raise Failed(" ".join(argv))
         if argv[:2] == ("python", "-c"):
@@ -73,16 +86,18 @@ class FakeSession:
                 "": "",
             }
             return snippets[argv[2]]
-        junit = next((a.split("=", 1)[1] for a in argv if a.startswith("--junitxml=")), None)
-        if junit is not None:
-            body = PASSED if self.tests_in_junit else "<testsuite/>"
-            Path(junit).parent.mkdir(parents=True, exist_ok=True)  # as pytest does
-            Path(junit).write_text(body, encoding="utf-8")
+        if "combine" in argv:  # coverage combine: the processes' files into one
+            data = Path(next(a for a in argv if a.startswith("--data-file="))[12:])
+            for part in data.parent.glob(f"{data.name}.*"):
+                part.unlink()
+            data.write_text("combined", encoding="utf-8")
+        if "--format=total" in argv:
+            return TOTAL
         return "| markdown |" if "--format=markdown" in argv else True
 
     def run(self, *args: str, **kwargs: Any) -> Any:
         self.calls.append(("run", args, {**kwargs, "cwd": self.cwd}))
-        return self._answer(args)
+        return self._answer(args, kwargs.get("env"))
 
     def run_install(self, *args: str, **kwargs: Any) -> Any:
         self.calls.append(("install", args, kwargs))
@@ -210,7 +225,7 @@ def test_tests_cpu_installs_the_cell_then_runs_the_torch_suites(root: Path) -> N
     harness.tests_cpu(session, cell)
     py = session.bin + "/python"
     constraint = str(session.tmp / "torch-constraint.txt")
-    prefix = ("uv", "pip", "install", "--python", py)
+    prefix = ("uv", "pip", "install", "--compile-bytecode", "--python", py)
     assert session.argvs("install") == [
         ("python", "-c", ""),  # nox skips installs with -R: None then
         (*prefix, "--index-url", "https://download.pytorch.org/whl/cpu", "torch==2.13.0"),
@@ -222,14 +237,74 @@ def test_tests_cpu_installs_the_cell_then_runs_the_torch_suites(root: Path) -> N
     assert Path(constraint).read_text(encoding="utf-8") == "torch==2.13.0+cpu\n"
     marker = Path(session.virtualenv.location) / install.INSTALLED_MARKER
     assert marker.read_text(encoding="utf-8") == install.installed_stamp(cell)
+    record = Path(session.virtualenv.location) / install.BUILD_RECORD
+    assert record.read_text(encoding="utf-8") == BUILD + "\n"
     argv, kwargs = session.pytest_call()
     junit = root / "reports" / "junit-2.13-cpu.xml"
+    data = root / "reports" / "coverage" / ".coverage.2.13-cpu"
     assert argv == (
-        *("python", "-m", "coverage", "run", "-m", "pytest", f"--junitxml={junit}"),
-        *("-o", "junit_family=xunit1", "tests/conformance", "tests/unit"),
+        *("python", "-m", "coverage", "run", "-m", "pytest", "-n", "auto"),
+        *(f"--junitxml={junit}", "-o", "junit_family=xunit1", "tests/conformance", "tests/unit"),
     )
-    assert kwargs == {"env": {"COVERAGE_FILE": str(root / ".coverage.2.13-cpu")}, "cwd": root}
+    assert kwargs == {"env": {"COVERAGE_FILE": str(data)}, "cwd": root}
     assert session.warnings == []
+
+
+def test_tests_cpu_combines_its_coverage_and_queues_the_summary(root: Path) -> None:
+    harness = make(root)
+    session = FakeSession(root, name="tests-cpu(2.13-cpu)")
+    harness.tests_cpu(session, harness.cells.cpu.cells[0])
+    data = root / "reports" / "coverage" / ".coverage.2.13-cpu"
+    after = session.argvs("run")[-2:]
+    assert after == [
+        ("python", "-m", "coverage", "combine", "--quiet", f"--data-file={data}"),
+        (
+            *("python", "-m", "coverage", "report", f"--data-file={data}", "--format=total"),
+            *("--precision=2", "--fail-under=0"),
+        ),
+    ]
+    assert sorted(p.name for p in data.parent.iterdir()) == [".coverage.2.13-cpu"]  # one file
+    assert not list(root.glob(".coverage*"))  # nothing in the checkout's root
+    assert session.notified == [("summary", None)]
+    (result,) = harness.runs.values()
+    assert (result.run, result.torch) == ("2.13-cpu", "2.13.0+cpu")
+    assert (result.passed, result.failed, result.skipped) == (1, 0, 0)
+    assert result.coverage == 87.5
+    assert result.seconds >= 0
+
+
+def test_failed_tests_are_still_combined_and_summarised(root: Path) -> None:
+    harness = make(root)
+    failing = FakeSession(
+        root, junit_body=FAILED, fails=lambda argv: "pytest" in argv and "coverage" in argv
+    )
+    with pytest.raises(Failed):
+        harness.tests_cpu(failing, harness.cells.cpu.cells[0])
+    (result,) = harness.runs.values()
+    assert (result.passed, result.failed, result.coverage) == (0, 1, 87.5)
+    assert not result.ok
+    assert (root / "reports" / "coverage" / ".coverage.2.13-cpu").is_file()
+
+
+def test_a_cell_that_stops_before_its_tests_is_in_the_summary(root: Path) -> None:
+    harness = make(root)
+    session = FakeSession(root, fails=lambda argv: argv[-1] == "torch==2.13.0")
+    with pytest.raises(Stop):
+        harness.tests_cpu(session, harness.cells.cpu.cells[0])
+    assert harness.runs["2.13-cpu"].problem == "stopped before its tests ran (see above)"
+    summary = FakeSession(root)
+    harness.summary(summary)
+    assert "not green: 2.13-cpu" in summary.logs
+
+
+def test_coverage_that_cannot_be_combined_is_a_warning_not_a_failure(root: Path) -> None:
+    harness = make(root)
+    session = FakeSession(root, fails=lambda argv: "combine" in argv)
+    harness.tests_cpu(session, harness.cells.cpu.cells[0])
+    assert session.warnings == [
+        ".coverage.2.13-cpu: no coverage total (its data could not be combined or read)"
+    ]
+    assert harness.runs["2.13-cpu"].coverage is None
 
 
 def test_the_marker_goes_before_the_first_install_and_comes_after_the_last(root: Path) -> None:
@@ -291,9 +366,24 @@ def test_reused_complete_environment_installs_nothing(root: Path) -> None:
     session = FakeSession(root, reuse=True)
     marker = Path(session.virtualenv.location) / install.INSTALLED_MARKER
     marker.write_text(install.installed_stamp(cell), encoding="utf-8")
+    record = Path(session.virtualenv.location) / install.BUILD_RECORD
+    record.write_text('{"version": "2.13.0+cpu", "cuda": null}\n', encoding="utf-8")
     harness.tests_cpu(session, cell)
     assert session.argvs("install") == [("python", "-c", "")]
     assert session.pytest_call()
+    assert ("python", "-c", compat.TORCH_BUILD_SNIPPET) not in session.argvs()  # recorded
+    assert harness.runs[cell.id].torch == "2.13.0+cpu"
+
+
+def test_reused_environment_without_a_build_record_asks_torch(root: Path) -> None:
+    harness = make(root)
+    cell = harness.cells.cpu.cells[0]
+    session = FakeSession(root, reuse=True, build='{"version": "2.13.0", "cuda": "12.8"}')
+    marker = Path(session.virtualenv.location) / install.INSTALLED_MARKER
+    marker.write_text(install.installed_stamp(cell), encoding="utf-8")
+    harness.tests_cpu(session, cell)
+    assert ("python", "-c", compat.TORCH_BUILD_SNIPPET) in session.argvs("run")
+    assert harness.runs[cell.id].torch == "2.13.0 (CUDA 12.8)"
 
 
 def test_reused_incomplete_environment_installs_again_with_run(root: Path) -> None:
@@ -340,7 +430,7 @@ def test_unit_runs_the_tooling_tests_without_torch(root: Path) -> None:
     session = FakeSession(root, name="unit")
     harness.unit(session)
     py = session.bin + "/python"
-    prefix = ("uv", "pip", "install", "--python", py)
+    prefix = ("uv", "pip", "install", "--compile-bytecode", "--python", py)
     assert session.argvs("install") == [
         (*prefix, "-r", "requirements/tooling.txt"),
         (*prefix, "--no-deps", "--reinstall-package", "fakedist", "-e", str(root)),
@@ -349,9 +439,13 @@ def test_unit_runs_the_tooling_tests_without_torch(root: Path) -> None:
     assert ("python", "-c", install.TORCH_ABSENT_SNIPPET) in session.argvs("run")
     argv, kwargs = session.pytest_call()
     junit = root / "reports" / "junit-tooling.xml"
-    assert argv[:6] == ("python", "-m", "coverage", "run", "-m", "pytest")
-    assert argv[6:] == (f"--junitxml={junit}", "-o", "junit_family=xunit1", "tests/tooling")
-    assert kwargs == {"env": {"COVERAGE_FILE": str(root / ".coverage.tooling")}, "cwd": root}
+    assert argv[:8] == ("python", "-m", "coverage", "run", "-m", "pytest", "-n", "auto")
+    assert argv[8:] == (f"--junitxml={junit}", "-o", "junit_family=xunit1", "tests/tooling")
+    data = root / "reports" / "coverage" / ".coverage.tooling"
+    assert kwargs == {"env": {"COVERAGE_FILE": str(data)}, "cwd": root}
+    assert session.notified == [("summary", None)]
+    assert harness.runs["tooling"].torch == "none"
+    assert data.is_file()
 
 
 def test_unit_stops_when_torch_got_installed(root: Path) -> None:
@@ -386,18 +480,13 @@ def test_results_folder_that_cannot_be_written_is_one_line(root: Path) -> None:
 # ---------------------------------------------------------------------------- the others
 
 
-def test_tests_shuffled_runs_three_seeds_then_two_workers(root: Path) -> None:
+def test_tests_shuffled_runs_the_torch_suites_once_in_one_process(root: Path) -> None:
     session = FakeSession(root, posargs=["-q"])
     make(root).tests_shuffled(session)
     pytest_runs = [argv for argv in session.argvs("run") if "pytest" in argv]
     assert pytest_runs == [
-        *(
-            ("python", "-m", "pytest", "tests/conformance", "-p", "randomly",
-             f"--randomly-seed={seed}", "-q")
-            for seed in SHUFFLE_SEEDS
-        ),
-        ("python", "-m", "pytest", "tests/conformance", "tests/unit", "-n", "2", "-q"),
-    ]  # fmt: skip
+        ("python", "-m", "pytest", "tests/conformance", "tests/unit", "-p", "randomly", "-q"),
+    ]
 
 
 def test_ci_notifies_every_part_in_order(root: Path) -> None:
@@ -409,7 +498,7 @@ def test_ci_notifies_every_part_in_order(root: Path) -> None:
     cells = [f"tests-cpu({c})" for c in harness.cells.cpu_ids]
     sweep = [f"compat-cell(torch{m})" for m in harness.cells.compat_ci]
     assert names == [
-        *("lint", "action-lint", "unit", *cells, "tests-shuffled", "coverage"),
+        *("lint", "action-lint", "unit", *cells, "summary", "tests-shuffled", "coverage"),
         *("action-selftest", *sweep, "compat-report"),
     ]
     assert not harness.compat_dir.exists()  # the sweep starts from no results
@@ -471,7 +560,8 @@ def test_cuda_picks_the_build_for_the_driver_and_checks_the_device(root: Path) -
     assert session.logs == ["cell 2.13-cu126: driver 550.54.14 -> torch==2.13.0 (cu126)"]
     assert ("python", "-m", "fakedist", "doctor", "--require-accelerator") in session.argvs("run")
     _, kwargs = session.pytest_call()
-    assert kwargs["env"] == {"COVERAGE_FILE": str(root / ".coverage.2.13-cu126")}
+    assert kwargs["env"] == {"COVERAGE_FILE": str(results.coverage_data(root, "2.13-cu126"))}
+    assert harness.runs["2.13-cu126"].torch == "2.13.0+cpu"  # what FakeSession's torch says
 
 
 def test_cuda_without_a_device_names_the_build_and_driver(root: Path) -> None:
@@ -497,20 +587,83 @@ def test_cuda_bad_override_is_one_line(root: Path) -> None:
 def test_coverage_needs_data_first(root: Path) -> None:
     with pytest.raises(Stop) as stop:
         make(root).coverage(FakeSession(root))
-    assert str(stop.value) == "no coverage data (.coverage.*): run nox -s unit and tests-cpu first"
+    assert str(stop.value) == (
+        "no coverage data in reports/coverage/: run nox -s unit and tests-cpu first"
+    )
 
 
-def test_coverage_combines_and_reports_with_fail_under(root: Path) -> None:
-    (root / ".coverage.tooling").write_text("", encoding="utf-8")
+def _coverage_data(root: Path, percent: str = "87.5") -> None:
+    """What unit and two cells leave, and the XML ``coverage xml`` writes."""
+    for run in ("tooling", "2.13-cpu", "2.14-cpu"):
+        results.coverage_data(root, run).parent.mkdir(parents=True, exist_ok=True)
+        results.coverage_data(root, run).write_text("data", encoding="utf-8")
+    xml = f'<coverage lines-valid="1000" lines-covered="{float(percent) * 10:.0f}"/>'
+    (root / results.COVERAGE_XML).write_text(xml, encoding="utf-8")
+
+
+def test_coverage_combines_every_run_and_reports_with_fail_under(root: Path) -> None:
+    _coverage_data(root)
     session = FakeSession(root)
     make(root, {"FAKEDIST_COV_FAIL_UNDER": "80"}).coverage(session)
+    folder = root / "reports" / "coverage"
+    data = f"--data-file={folder / '.coverage'}"
     assert session.argvs("run") == [
-        ("coverage", "combine", "--keep"),
-        ("coverage", "xml", "-o", "coverage.xml"),
-        ("coverage", "report", "--format=markdown"),
-        ("coverage", "report", "--fail-under=80"),
+        ("coverage", "combine", "--keep", "--quiet", data),
+        ("coverage", "xml", "--quiet", data, "-o", str(folder / "coverage.xml")),
+        ("coverage", "report", data, "--format=markdown"),
+        ("coverage", "report", data),
     ]
-    assert (root / "coverage.md").read_text(encoding="utf-8") == "| markdown |"
+    assert (folder / "coverage.md").read_text(encoding="utf-8") == "| markdown |"
+    assert session.logs == [
+        "coverage 87.50% (fail-under 80) over 3 runs: 2.13-cpu, 2.14-cpu, tooling;"
+        " reports/coverage/coverage.xml and coverage.md written"
+    ]
+
+
+def test_coverage_below_fail_under_is_one_line(root: Path) -> None:
+    _coverage_data(root, "61.3")
+    with pytest.raises(Stop) as stop:
+        make(root, {"FAKEDIST_COV_FAIL_UNDER": "80"}).coverage(FakeSession(root))
+    assert str(stop.value) == "coverage 61.30% is below fail-under 80 (FAKEDIST_COV_FAIL_UNDER)"
+
+
+@pytest.mark.parametrize("value", ["abc", "101", "-5"])
+def test_bad_fail_under_is_one_line(root: Path, value: str) -> None:
+    _coverage_data(root)
+    session = FakeSession(root)
+    with pytest.raises(Stop) as stop:
+        make(root, {"FAKEDIST_COV_FAIL_UNDER": value}).coverage(session)
+    assert str(stop.value) == (
+        f"FAKEDIST_COV_FAIL_UNDER: {value!r} is not a percent (a number, 0-100)"
+    )
+    assert session.calls == []  # before installing anything
+
+
+def test_summary_prints_every_run_of_this_invocation(root: Path) -> None:
+    harness = make(root)
+    harness.unit(FakeSession(root, name="unit"))
+    for cell in harness.cells.cpu.cells:
+        harness.tests_cpu(FakeSession(root / cell.id), cell)
+    session = FakeSession(root)
+    harness.summary(session)
+    header, *rows = session.logs[:4]
+    assert header.split() == ["run", "torch", "passed", "failed", "skipped", "time", "coverage"]
+    assert [row.split()[:5] + row.split()[6:] for row in rows] == [
+        ["tooling", "none", "1", "0", "0", "87.50%"],
+        ["2.13-cpu", "2.13.0+cpu", "1", "0", "0", "87.50%"],
+        ["2.14-cpu", "2.13.0+cpu", "1", "0", "0", "87.50%"],  # FakeSession's torch
+    ]
+    assert session.logs[4:] == [
+        "total: 3 passed, 0 failed, 0 skipped",
+        "coverage data: reports/coverage/.coverage.<run>; nox -s coverage combines every run"
+        " there into one report",
+    ]
+
+
+def test_summary_without_a_run_is_one_line(root: Path) -> None:
+    with pytest.raises(Stop) as stop:
+        make(root).summary(FakeSession(root))
+    assert str(stop.value) == "summary: no unit, tests-cpu or cuda run in this nox invocation"
 
 
 @pytest.mark.parametrize(
@@ -554,7 +707,8 @@ def test_sessions_read_no_pip_config_before_installing(root: Path) -> None:
     session = FakeSession(root, reuse=True)
     marker = Path(session.virtualenv.location) / install.INSTALLED_MARKER
     marker.write_text(install.installed_stamp(cell), encoding="utf-8")
-    assert provision.cell(session, cell) is None
+    (marker.parent / install.BUILD_RECORD).write_text(BUILD, encoding="utf-8")
+    assert provision.cell(session, cell) == BUILD
     assert read == []
     session = FakeSession(root / "fresh")
     provision.cell(session, cell)

@@ -1,15 +1,16 @@
 """The catalogue of bad inputs: every entry point, one line naming the value, nothing touched.
 
-Each case feeds one bad input to one entry point and asserts the exact line users see. Cases
-with a process: non-zero exit, no traceback, and the working directory is byte-for-byte
-unchanged. In-process cases: nothing of the world is left initialised. docs/bad-inputs.md
-holds the same table; ``python tests/unit/test_bad_inputs.py`` rewrites it from CASES.
+Each case feeds one bad input to one entry point and asserts the exact line users see.
+Commands (``python -m ...``, run here through the ``main`` their ``__main__`` calls, and
+pytest through pytester; tests/tooling/test_cli.py runs the CLI as a process): non-zero exit, no
+traceback, and the working directory is byte-for-byte unchanged. API cases: nothing of the
+world is left initialised. docs/bad-inputs.md holds the same table;
+``python tests/unit/test_bad_inputs.py`` rewrites it from CASES.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,14 @@ from typing import Any
 
 import pytest
 
+from fakedist.tooling import cli
+from fakedist.tooling.action import __main__ as action_main
+
+# What ``python -m <module>`` runs, by module: its ``__main__``'s main(argv).
+MAINS: dict[str, Callable[[list[str]], int]] = {
+    "fakedist": cli.main,
+    "fakedist.tooling.action": action_main.main,
+}
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "bad-inputs.md"
 START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
@@ -502,39 +511,64 @@ def _expected(case: Case) -> str:
     return case.message.format(fake_options=", ".join(fake.features().option_names) or none)
 
 
-def _process(case: Case, cwd: Path) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKEDIST_")}
-    env.update(case.env, GITHUB_WORKSPACE=str(cwd), GITHUB_OUTPUT=str(cwd / "outputs.txt"))
-    if case.kind == "cli":
-        argv = list(case.argv) if case.argv[:1] == ("-m",) else ["-m", "fakedist", *case.argv]
-    elif case.kind == "action":
-        argv = ["-m", "fakedist.tooling.action", "validate"]
-    else:  # what the nox session runs with the posargs appended
-        argv = ["-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", *case.argv]
-    proc = subprocess.run(
-        [sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-    return proc.returncode, proc.stdout, proc.stderr
+def _command(
+    case: Case,
+    cwd: Path,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of the case's command, run in ``cwd`` with the case's
+    environment and no other FAKEDIST_* variable."""
+    for key in [k for k in os.environ if k.startswith("FAKEDIST_")]:
+        monkeypatch.delenv(key)
+    github = {"GITHUB_WORKSPACE": str(cwd), "GITHUB_OUTPUT": str(cwd / "outputs.txt")}
+    for key, value in {**case.env, **github}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(cwd)
+    if case.kind == "pytest":  # what the nox session runs with the posargs appended
+        result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly", *case.argv)
+        return int(result.ret), result.stdout.str(), result.stderr.str()
+    if case.kind == "action":
+        module, args = "fakedist.tooling.action", ["validate"]
+    elif case.argv[:1] == ("-m",):
+        module, args = case.argv[1], list(case.argv[2:])
+    else:
+        module, args = "fakedist", list(case.argv)
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    capsys.readouterr()
+    try:
+        code = MAINS[module](args)
+    except SystemExit as exc:  # what the interpreter turns into the exit status
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(case: Case, tmp_path: Path, pytester: pytest.Pytester) -> None:
+def test_bad_input(
+    case: Case,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     expected = _expected(case)
+    cwd = pytester.path
     if case.matrix is not None:
-        (tmp_path / "torch.toml").write_text(case.matrix, encoding=case.encoding)
-    (tmp_path / "keep.txt").write_text("untouched\n", encoding="utf-8")
-    before = _files(tmp_path)
+        (cwd / "torch.toml").write_text(case.matrix, encoding=case.encoding)
+    (cwd / "keep.txt").write_text("untouched\n", encoding="utf-8")
+    before = _files(cwd)
     if case.kind in ("cli", "action", "pytest"):
-        rc, out, err = _process(case, tmp_path)
+        rc, out, err = _command(case, cwd, pytester, monkeypatch, capsys)
         assert rc != 0
         assert "Traceback" not in out + err
         # the line users see: stderr for the CLI, the ::error:: annotation for the Action
         lines = (err if case.kind == "cli" else out).splitlines()
         if case.kind == "pytest":
-            assert expected in (out + err).splitlines()
+            assert expected in [*out.splitlines(), *err.splitlines()]
         else:
             assert lines == [expected]
-        assert _files(tmp_path) == before  # nothing deleted or half-written (no outputs.txt)
+        assert _files(cwd) == before  # nothing deleted or half-written (no outputs.txt)
     elif case.kind == "api":
         import torch.distributed as dist
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["BACKENDS", "init_kwargs", "register_backends"]
+
 BACKENDS = ("fake", "mock_process_group", "pypg")
 
 

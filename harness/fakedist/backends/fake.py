@@ -32,6 +32,18 @@ from typing import Any
 
 from fakedist import ops
 
+__all__ = [
+    "ERROR_MESSAGE",
+    "NAME",
+    "FakeFeatures",
+    "completed_pg_class",
+    "features",
+    "make_pg_options",
+    "register",
+    "uniform_args",
+    "uniform_functional",
+]
+
 NAME = "fake"
 _TESTING_MODULE = "torch.testing._internal.distributed.fake_pg"
 

@@ -24,6 +24,18 @@ import torch.distributed as dist
 from fakedist import ops
 from fakedist.backends._register import register_plugin
 
+__all__ = [
+    "NAME",
+    "WORK_KINDS",
+    "PgCall",
+    "PgWork",
+    "PyPgOptions",
+    "PyProcessGroup",
+    "collective_methods",
+    "create_pypg",
+    "register",
+]
+
 NAME = "pypg"
 WORK_KINDS = ("subclass", "future")
 

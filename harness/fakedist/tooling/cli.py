@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     mat.add_argument("--variant", choices=("cpu", "cuda"), help="cpu builds or CUDA builds")
     mat.add_argument("--json", action="store_true", help='print {"include": [...]} for GitHub')
     mat.add_argument(
-        "--file", help="matrix TOML file (default: $FAKEDIST_MATRIX, matrix/torch.toml)"
+        "--file",
+        help="matrix TOML file (default: $FAKEDIST_MATRIX, else ./matrix/torch.toml, else"
+        " the default matrix fakedist ships)",
     )
     doc = sub.add_parser("doctor", help="torch, devices, driver and fake-backend features")
     doc.add_argument("--file", help="matrix TOML file used for the CUDA variant choice")

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 from fakedist.tooling.matrix import ENV_INDEX, ENV_WHEELHOUSE, Cell
+from fakedist.tooling.redact import redact_url
 
 __all__ = [
+    "BUILD_RECORD",
     "INSTALLED_MARKER",
     "TORCH_ABSENT_SNIPPET",
     "TORCH_VERSION_SNIPPET",
@@ -53,6 +55,9 @@ TORCH_ABSENT_SNIPPET = (
 # first: an install that was interrupted (Ctrl-C, a killed installer) leaves no marker, so
 # `nox -R` (reuse, --no-install) installs again instead of testing a half-built environment.
 INSTALLED_MARKER = ".fakedist-installed"
+# Written next to it: the torch build the install got (compat.TORCH_BUILD_SNIPPET's JSON), so
+# a reused environment names its build without importing torch.
+BUILD_RECORD = ".fakedist-torch-build"
 
 _CONFIG_LINE = re.compile(r"(?P<key>[^=\s]+)=(?P<value>.*)")
 
@@ -156,7 +161,10 @@ class Sources:
 
 def _prefix(installer: Installer, python: str) -> list[str]:
     if installer == "uv":
-        return ["uv", "pip", "install", "--python", python]
+        # pip writes .pyc files at install time, uv only when asked: without them every
+        # process that imports torch compiles it again where PYTHONDONTWRITEBYTECODE is set
+        # (common on CI runners), and each gloo worker or pytester subprocess pays seconds.
+        return ["uv", "pip", "install", "--compile-bytecode", "--python", python]
     return [python, "-m", "pip", "install"]
 
 
@@ -237,7 +245,7 @@ def fakedist_install_argv(
 
 def install_failure_message(cell: Cell, installer: Installer) -> str:
     """One line: what was tried, from where, and the overrides that fix it."""
-    where = cell.index_url or "the installer's own configuration"
+    where = redact_url(cell.index_url) if cell.index_url else "the installer's own configuration"
     fixes = [f"{ENV_INDEX}=default (use pip/uv configuration)"] if cell.index_url else []
     fixes += [f"{ENV_INDEX}=<mirror URL>", f"{ENV_WHEELHOUSE}=<folder of wheels>"]
     return (

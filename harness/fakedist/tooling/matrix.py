@@ -35,10 +35,12 @@ __all__ = [
     "find_matrix_file",
     "github_matrix",
     "load_matrix",
+    "packaged_matrix_file",
     "select_cells",
 ]
 
 ENV_MATRIX = "FAKEDIST_MATRIX"
+PACKAGED_MATRIX = "torch.toml"  # the default matrix, next to this module in a wheel
 ENV_TORCH = "FAKEDIST_TORCH"
 ENV_PYTHON = "FAKEDIST_PYTHON"
 ENV_INDEX = "FAKEDIST_TORCH_INDEX"
@@ -374,17 +376,33 @@ def load_matrix(path: str | Path) -> Matrix:
     return Matrix(path, tuple(releases), variants, default_torch, default_variant, compat)
 
 
+def packaged_matrix_file() -> Path | None:
+    """The default matrix that ships with fakedist: in the package when installed from a
+    wheel (setup.py copies it in), else the checkout's ``matrix/torch.toml`` (editable
+    installs, ``PYTHONPATH``); None when neither exists."""
+    here = Path(__file__).resolve()
+    for candidate in (here.with_name(PACKAGED_MATRIX), here.parents[3] / "matrix" / "torch.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def find_matrix_file(env: Mapping[str, str], cwd: str | Path | None = None) -> Path:
-    """``FAKEDIST_MATRIX``, else ``matrix/torch.toml`` under ``cwd``, the working directory,
-    or the checkout this module lives in (an installed fakedist has none: set the variable)."""
+    """``FAKEDIST_MATRIX``, else ``matrix/torch.toml`` under ``cwd`` or the working directory
+    (a project's own matrix), else the default matrix fakedist ships with."""
     if env.get(ENV_MATRIX):
         return Path(env[ENV_MATRIX])
     local = (Path(cwd) if cwd else Path()) / "matrix" / "torch.toml"
-    checkout = Path(__file__).resolve().parents[3] / "matrix" / "torch.toml"
-    for candidate in (local, Path("matrix") / "torch.toml", checkout):
+    for candidate in (local, Path("matrix") / "torch.toml"):
         if candidate.is_file():
             return candidate
-    raise MatrixError(f"{local}: no matrix file here; set {ENV_MATRIX} to a matrix TOML file")
+    packaged = packaged_matrix_file()
+    if packaged is None:
+        raise MatrixError(
+            f"{local}: no matrix file here, and this fakedist ships no default matrix"
+            f" (fakedist/tooling/{PACKAGED_MATRIX}); set {ENV_MATRIX} to a matrix TOML file"
+        )
+    return packaged
 
 
 # --------------------------------------------------------------------------- selection

@@ -19,7 +19,13 @@ from fakedist.tooling.action.project import Project
 from fakedist.tooling.matrix import Cell
 from fakedist.tooling.noxapi import Session
 
-__all__ = ["TEST_REQUIREMENTS", "TOOLING_REQUIREMENTS", "Provisioner", "say_build"]
+__all__ = [
+    "TEST_REQUIREMENTS",
+    "TOOLING_REQUIREMENTS",
+    "Provisioner",
+    "recorded_build",
+    "say_build",
+]
 
 TEST_REQUIREMENTS = "requirements/test.txt"  # next to each cell's torch
 TOOLING_REQUIREMENTS = "requirements/tooling.txt"  # the torch-free tests: never torch
@@ -41,6 +47,14 @@ def say_build(session: Session, cell: Cell, build_json: str) -> None:
     note = compat.build_note(cell.id, cell.variant, build["version"], build["cuda"])
     if note:
         session.warn(note)
+
+
+def recorded_build(session: Session, env_dir: Path) -> str:
+    """The torch build a complete install recorded; asked of torch when the record is gone."""
+    try:
+        return (env_dir / install.BUILD_RECORD).read_text(encoding="utf-8")
+    except OSError:
+        return str(session.run("python", "-c", compat.TORCH_BUILD_SNIPPET, silent=True))
 
 
 @dataclass(frozen=True)
@@ -96,11 +110,11 @@ class Provisioner:
                 " without torch"
             )
 
-    def cell(self, session: Session, cell: Cell) -> str | None:
+    def cell(self, session: Session, cell: Cell) -> str:
         """torch for the cell, then test deps under a torch constraint, then fakedist.
 
-        Returns the torch build's JSON (compat.TORCH_BUILD_SNIPPET); None when ``-R`` reused
-        a complete install.
+        Returns the torch build's JSON (compat.TORCH_BUILD_SNIPPET), also when ``-R`` reused
+        a complete install (then as that install recorded it).
         """
         kind, python = installer_of(session), python_of(session)
         env_dir = Path(session.virtualenv.location)
@@ -109,11 +123,12 @@ class Provisioner:
         run_install: Callable[..., object] = session.run_install
         if session.run_install("python", "-c", "", silent=True) is None:  # -R / --no-install
             if install.is_installed(env_dir, stamp):
-                return None
+                return recorded_build(session, env_dir)
             session.warn(install.incomplete_message(env_dir, stamp))
             run_install = functools.partial(session.run, external=True)
         sources = self.sources()
-        (env_dir / install.INSTALLED_MARKER).unlink(missing_ok=True)
+        for stale in (install.INSTALLED_MARKER, install.BUILD_RECORD):
+            (env_dir / stale).unlink(missing_ok=True)
         try:
             run_install(*install.torch_install_argv(cell, kind, python, sources))
         except self.command_failed:
@@ -133,5 +148,6 @@ class Provisioner:
         if self.project is not None and self.project.install:
             specs = self.project.install_specs()
             run_install(*install.deps_install_argv(kind, python, specs, sources, **pinned))
+        (env_dir / install.BUILD_RECORD).write_text(build, encoding="utf-8")
         (env_dir / install.INSTALLED_MARKER).write_text(stamp, encoding="utf-8")
         return build

@@ -13,20 +13,23 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from fakedist.tooling import compat, devices, matrix, pytest_args
+from fakedist.tooling import compat, devices, matrix, pytest_args, results
 from fakedist.tooling.action import project as user_project
 from fakedist.tooling.action import report
 from fakedist.tooling.noxapi import Session
 from fakedist.tooling.provision import Provisioner
 
 __all__ = [
+    "ENV_COV_FAIL_UNDER",
     "LINT_TOOLS",
-    "SHUFFLE_SEEDS",
+    "SUMMARY",
     "TEST_PATHS",
     "TOOLING_PATHS",
+    "TOOLING_RUN",
+    "WORKERS",
     "Cells",
     "Harness",
     "load_cells",
@@ -35,9 +38,11 @@ __all__ = [
 TEST_PATHS = ("tests/conformance", "tests/unit")  # need torch: run in every cell
 TOOLING_PATHS = ("tests/tooling",)  # need no torch: run once, without it (`unit`)
 TOOLING_RUN = "tooling"  # `unit`'s name for its junit and coverage files
-SHUFFLE_SEEDS = (1, 20240607, 987654321)  # fixed: a failure names a seed that reproduces it
+WORKERS = ("-n", "auto")  # pytest-xdist, one worker per CPU; posargs `-n 0` run in one process
+SUMMARY = "summary"  # the session the test sessions queue: it prints their results
 LINT_TOOLS = ("ruff==0.17.6", "mypy==2.4.1", "pytest==9.2.0")
 ENV_COV_FAIL_UNDER = "FAKEDIST_COV_FAIL_UNDER"
+NOT_STARTED = "stopped before its tests ran (see above)"
 NO_DRIVER = (
     "no NVIDIA driver found (/sys/module/nvidia/version, /proc/driver/nvidia/version,"
     " nvidia-smi): nox -s cuda needs an NVIDIA GPU; use nox -s tests-cpu without one"
@@ -99,6 +104,8 @@ class Harness:
     provision: Provisioner
     project: user_project.Project | None = None
     detect_driver: Callable[[], devices.DriverVersion | None] = devices.detect_nvidia_driver
+    # the pytest runs of this nox invocation, by run id (nox runs every session in-process)
+    runs: dict[str, results.RunResult] = field(default_factory=dict, compare=False)
 
     @classmethod
     def load(
@@ -133,18 +140,20 @@ class Harness:
         self._refuse_collect_only(session)
         for skipped in self.cells.cpu.skipped:
             session.warn(f"skipped cell {skipped.id}: {skipped.reason}")
-        self.provision.cell(session, cell)
-        self._pytest(session, cell.id)
+        self._started(session, cell.id)
+        build = self.provision.cell(session, cell)
+        self._pytest(session, cell.id, results.torch_label(build))
 
     def tests_shuffled(self, session: Session) -> None:
-        """Conformance in the fixed random orders, then the torch suites on 2 workers."""
+        """Isolation: the torch suites in one process, in a new random order.
+
+        tests-cpu already shuffles (pytest-randomly reorders every run) but spreads the tests
+        over xdist workers, each of which sees only part of the suite. Here every test shares
+        one process, so a test that leaks state has the most others to break; the seed is in
+        pytest's header (rerun that order with ``-- -p randomly --randomly-seed=N``).
+        """
         self.provision.cell(session, self._first_cpu_cell(session))
-        for seed in SHUFFLE_SEEDS:
-            session.run(
-                "python", "-m", "pytest", "tests/conformance", "-p", "randomly",
-                f"--randomly-seed={seed}", *session.posargs,
-            )  # fmt: skip
-        session.run("python", "-m", "pytest", *TEST_PATHS, "-n", "2", *session.posargs)
+        session.run("python", "-m", "pytest", *TEST_PATHS, "-p", "randomly", *session.posargs)
 
     def cuda(self, session: Session) -> None:
         """The CUDA builds this machine's driver runs, each checked by the doctor, then tested."""
@@ -161,14 +170,15 @@ class Harness:
             session.error(f"cell {skipped.id}: {skipped.reason}")
         for cell in selection.cells:
             session.log(f"cell {cell.id}: driver {driver} -> {cell.requirement} ({cell.variant})")
-            self.provision.cell(session, cell)
+            self._started(session, cell.id)
+            build = self.provision.cell(session, cell)
             try:
                 session.run("python", "-m", "fakedist", "doctor", "--require-accelerator")
             except self.provision.command_failed:
                 session.error(
                     f"torch {cell.torch} ({cell.variant}) sees no CUDA device, driver {driver}"
                 )
-            self._pytest(session, cell.id)
+            self._pytest(session, cell.id, results.torch_label(build))
 
     def bench(self, session: Session) -> None:
         """The benchmarks on the first CPU cell, recorded with the Python running nox."""
@@ -188,9 +198,7 @@ class Harness:
         start, build = time.monotonic(), ""
         junit = self.compat_dir / f"junit-{cell.minor}.xml"
         try:
-            build = self.provision.cell(session, cell) or str(
-                session.run("python", "-c", compat.TORCH_BUILD_SNIPPET, silent=True)
-            )
+            build = self.provision.cell(session, cell)
             session.run(
                 "python", "-m", "pytest", "tests/conformance", "-p", "no:randomly", "-p",
                 "no:cacheprovider", "-q", f"--junitxml={junit}", *session.posargs,
@@ -221,20 +229,48 @@ class Harness:
     def unit(self, session: Session) -> None:
         """The tooling's tests, in an environment without torch, with coverage and junit."""
         self._refuse_collect_only(session)
+        self._started(session, TOOLING_RUN)
         self.provision.tooling(session)
-        self._pytest(session, TOOLING_RUN, TOOLING_PATHS, user_tests=False)
+        self._pytest(session, TOOLING_RUN, results.NO_TORCH, TOOLING_PATHS, user_tests=False)
+
+    def summary(self, session: Session) -> None:
+        """The pytest runs of this nox invocation, one row each (queued by the test sessions)."""
+        if not self.runs:
+            session.error(f"{SUMMARY}: no unit, tests-cpu or cuda run in this nox invocation")
+        for line in results.summary_lines(list(self.runs.values())):
+            session.log(line)
+        session.log(
+            f"coverage data: {results.COVERAGE_DIR}/.coverage.<run>; nox -s coverage combines"
+            " every run there into one report"
+        )
 
     def coverage(self, session: Session) -> None:
-        """Combine the coverage data; terminal, coverage.xml and coverage.md, fail-under."""
-        if not list(self.root.glob(".coverage.*")):
-            session.error("no coverage data (.coverage.*): run nox -s unit and tests-cpu first")
+        """Combine every run's coverage data (unit's and each cell's) into one report: the
+        terminal table, coverage.xml and coverage.md in reports/coverage/; fail-under."""
+        fail_under = self._fail_under(session)
+        folder = self.root / results.COVERAGE_DIR
+        runs = sorted(p.name.split(".", 2)[2] for p in folder.glob(".coverage.*"))
+        if not runs:
+            session.error(
+                f"no coverage data in {results.COVERAGE_DIR}/: run nox -s unit and tests-cpu first"
+            )
         self.provision.tools(session, "coverage[toml]")
-        session.run("coverage", "combine", "--keep")
-        session.run("coverage", "xml", "-o", "coverage.xml")
-        markdown = session.run("coverage", "report", "--format=markdown", silent=True)
-        (self.root / "coverage.md").write_text(str(markdown), encoding="utf-8")
-        fail_under = self.env.get(ENV_COV_FAIL_UNDER, "")
-        session.run("coverage", "report", *([f"--fail-under={fail_under}"] if fail_under else []))
+        data = f"--data-file={folder / '.coverage'}"
+        session.run("coverage", "combine", "--keep", "--quiet", data)
+        session.run("coverage", "xml", "--quiet", data, "-o", str(self.root / results.COVERAGE_XML))
+        markdown = session.run("coverage", "report", data, "--format=markdown", silent=True)
+        (self.root / results.COVERAGE_MARKDOWN).write_text(str(markdown), encoding="utf-8")
+        session.run("coverage", "report", data)
+        total = report.parse_coverage_xml(self.root / results.COVERAGE_XML).percent
+        limit = f"fail-under {fail_under:g}" if fail_under else f"{ENV_COV_FAIL_UNDER} unset"
+        session.log(
+            f"coverage {total:.2f}% ({limit}) over {len(runs)} runs: {', '.join(runs)};"
+            f" {results.COVERAGE_XML} and {results.COVERAGE_MARKDOWN.name} written"
+        )
+        if total < fail_under:
+            session.error(
+                f"coverage {total:.2f}% is below fail-under {fail_under:g} ({ENV_COV_FAIL_UNDER})"
+            )
 
     def lint(self, session: Session) -> None:
         """ruff (check and format) and mypy, pinned."""
@@ -251,7 +287,7 @@ class Harness:
             session.notify(name)
         for cell in self.cells.cpu.cells:
             session.notify(f"tests-cpu({cell.id})")
-        for name in ("tests-shuffled", "coverage", "action-selftest"):
+        for name in (SUMMARY, "tests-shuffled", "coverage", "action-selftest"):
             session.notify(name)
         self._compat(session, self.cells.compat_ci)  # the sweep: [defaults] compat
 
@@ -287,38 +323,86 @@ class Harness:
         if flag:
             session.error(pytest_args.collect_only_message(flag, session.name))
 
+    def _fail_under(self, session: Session) -> float:
+        """FAKEDIST_COV_FAIL_UNDER as a percent; 0 when unset."""
+        text = self.env.get(ENV_COV_FAIL_UNDER, "").strip()
+        try:
+            value = float(text) if text else 0.0
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value <= 100.0:
+            session.error(f"{ENV_COV_FAIL_UNDER}: {text!r} is not a percent (a number, 0-100)")
+        return value
+
+    def _started(self, session: Session, run_id: str) -> None:
+        """Queue the summary, with this run in it even if it stops before its tests."""
+        session.notify(SUMMARY)
+        self.runs[run_id] = results.RunResult(run_id, "-", problem=NOT_STARTED)
+
     def _pytest(
         self,
         session: Session,
         run_id: str,
+        torch: str,
         paths: tuple[str, ...] = TEST_PATHS,
         *,
         user_tests: bool = True,
     ) -> None:
-        """``paths`` with coverage data and junit XML per run (a cell's id); posargs pass
-        through, and those naming test paths replace ``paths``; a run of 0 tests is an error.
-        Under the Action (and ``user_tests``) the user's tests run, from the user's folder."""
+        """``paths`` on xdist workers with coverage and junit XML per run (a cell's id), the
+        coverage data combined into one file; the result recorded for the summary. posargs
+        pass through, and those naming test paths replace ``paths``; a run of 0 tests is an
+        error. Under the Action (and ``user_tests``) the user's tests run, from the user's
+        folder, with the user's settings (one process unless they ask for workers)."""
         user = self.project if user_tests else None
-        junit = self.root / "reports" / f"junit-{run_id}.xml"
+        junit = results.junit_path(self.root, run_id)
+        data = results.coverage_data(self.root, run_id)
         try:
-            for old in [*self.root.glob(f".coverage.{run_id}*"), junit]:
+            for old in [junit, data, *data.parent.glob(f"{data.name}.*")]:
                 old.unlink(missing_ok=True)
-            junit.parent.mkdir(exist_ok=True)
+            data.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             session.error(f"cannot write results into {junit.parent} ({exc.strerror})")
         # coverage run (not --cov) so the plugin's own import is measured too
-        command = ["python", "-m", "coverage", "run", "-m", "pytest"]
-        targets, cwd = list(paths), self.root
+        command = ["python", "-m", "coverage", "run", "-m", "pytest", *WORKERS]
+        targets, cwd, measured = list(paths), self.root, True
         if user is not None:
             command, targets, cwd = user.pytest_command(), user.pytest_paths(self.root), user.root
-        with session.chdir(cwd):
-            session.run(
-                *command,
-                f"--junitxml={junit}",
-                *("-o", "junit_family=xunit1"),  # file and line of every test in the report
-                *pytest_args.final_argv(session.posargs, targets).argv,
-                env={"COVERAGE_FILE": str(self.root / f".coverage.{run_id}")},
-            )
+            measured = user.coverage
+        start, failed = time.monotonic(), None
+        try:
+            with session.chdir(cwd):
+                session.run(
+                    *command,
+                    f"--junitxml={junit}",
+                    *("-o", "junit_family=xunit1"),  # file and line of every test in the report
+                    *pytest_args.final_argv(session.posargs, targets).argv,
+                    env={"COVERAGE_FILE": str(data)},
+                )
+        except self.provision.command_failed as exc:
+            failed = exc  # tests failed: still combined, counted and summarised
+        total = self._combine(session, data, cwd) if measured else None
+        seconds = time.monotonic() - start
+        self.runs[run_id] = results.read_run(run_id, torch, junit, seconds, total)
+        if failed is not None:
+            raise failed
         problem = report.no_tests_problem(junit)
         if problem:
             session.error(problem)
+
+    def _combine(self, session: Session, data: Path, cwd: Path) -> float | None:
+        """The run's per-process coverage files combined into ``data`` (with the coverage
+        configuration the run had, in ``cwd``); its total percent, None when unreadable."""
+        where = f"--data-file={data}"
+        try:
+            with session.chdir(cwd):
+                if any(data.parent.glob(f"{data.name}.*")):  # else one process wrote ``data``
+                    combine = ("python", "-m", "coverage", "combine", "--quiet", where)
+                    session.run(*combine, silent=True)
+                total = session.run(
+                    "python", "-m", "coverage", "report", where, "--format=total",
+                    "--precision=2", "--fail-under=0", silent=True,
+                )  # fmt: skip
+        except self.provision.command_failed:
+            session.warn(f"{data.name}: no coverage total (its data could not be combined or read)")
+            return None
+        return results.coverage_total(str(total))

@@ -2,8 +2,9 @@
 
 ``run`` builds the nox command line from validated inputs and executes it without a shell;
 the user project reaches the noxfile through ``FAKEDIST_*`` variables (see project.py).
-Results are read per cell from the JUnit XML the sessions write, copied with the coverage
-data into ``fakedist-report/`` in the workspace (upload it for a combine job), and reported.
+Results are read per cell from the JUnit XML the sessions write, copied with each cell's
+coverage data (``reports/coverage/.coverage.<cell>``, see fakedist.tooling.results) into
+``fakedist-report/`` in the workspace (upload it for a combine job), and reported.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fakedist.tooling import results
 from fakedist.tooling.action import report
 from fakedist.tooling.action.github import append_file, error_line, outputs_text
 from fakedist.tooling.action.inputs import (
@@ -138,12 +140,13 @@ def main_validate(env: Mapping[str, str]) -> int:
 
 
 def _clean(root: Path) -> None:
+    coverage = results.COVERAGE_DIR.as_posix()
     for pattern in (
-        "reports/junit-*.xml",
-        ".coverage",
-        ".coverage.*",
-        "coverage.xml",
-        "coverage.md",
+        f"{results.REPORTS_DIR.as_posix()}/junit-*.xml",
+        f"{coverage}/.coverage",
+        f"{coverage}/.coverage.*",
+        results.COVERAGE_XML.as_posix(),
+        results.COVERAGE_MARKDOWN.as_posix(),
     ):
         for path in root.glob(pattern):
             path.unlink()
@@ -169,14 +172,14 @@ def _coverage(
 ) -> report.Coverage | None:
     """``nox -s coverage`` over the per-cell data in the action root; None without data.
     A coverage report that cannot be read is added to ``problems``."""
-    if not list(ctx.action_root.glob(".coverage.*")):
+    if not list((ctx.action_root / results.COVERAGE_DIR).glob(".coverage.*")):
         return None
     rc = runner(nox_argv(ctx, "coverage"), env)
-    xml = ctx.action_root / "coverage.xml"
+    xml = ctx.action_root / results.COVERAGE_XML
     if rc != 0 or not xml.is_file():
-        print(error_line(f"fakedist: nox -s coverage failed (exit {rc}); no coverage.xml"))
+        print(error_line(f"fakedist: nox -s coverage failed (exit {rc}); no {xml.name}"))
         return None
-    table_file = ctx.action_root / "coverage.md"
+    table_file = ctx.action_root / results.COVERAGE_MARKDOWN
     try:
         table = table_file.read_text(encoding="utf-8") if table_file.is_file() else ""
         return report.parse_coverage_xml(xml, table)
@@ -290,8 +293,10 @@ def _combine(ctx: Context, inputs: Inputs, env: Mapping[str, str], runner: Runne
             InputError("session", f"'coverage' found no .coverage.* files in {ctx.report_dir}")
         )
     _clean(ctx.action_root)
+    folder = ctx.action_root / results.COVERAGE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
     for path in data:
-        shutil.copyfile(path, ctx.action_root / path.name)
+        shutil.copyfile(path, folder / path.name)
     cells = []
     for junit in sorted(ctx.report_dir.glob("junit-*.xml")):
         match = _JUNIT_NAME.fullmatch(junit.name)
@@ -348,13 +353,13 @@ def main_run(
     cells: list[report.CellResult] = []
     produced: list[Path] = []
     for cell in selection.cells:
-        junit = ctx.action_root / "reports" / f"junit-{cell.id}.xml"
+        junit = results.junit_path(ctx.action_root, cell.id)
         if junit.is_file():
             cells.append(_read_cell(junit, cell.id, cell.torch, cell.variant, inputs, ctx))
             produced.append(junit)
         else:
             cells.append(report.CellResult(cell.id, cell.torch, cell.variant))
-    produced += sorted(ctx.action_root.glob(".coverage.*"))
+    produced += sorted((ctx.action_root / results.COVERAGE_DIR).glob(".coverage.*"))
     problems: list[str] = []
     # before combining: coverage's reports may consume the data files
     _publish(ctx, produced, problems)
