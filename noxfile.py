@@ -15,7 +15,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "harness"))
 
-from fakedist.tooling import envdir  # noqa: E402
+from fakedist.tooling import envdir, install  # noqa: E402
 from fakedist.tooling.matrix import Cell  # noqa: E402
 from fakedist.tooling.sessions import Harness  # noqa: E402
 
@@ -26,6 +26,7 @@ nox.options.error_on_missing_interpreters = True  # a missing Python fails, neve
 if hasattr(nox.options, "download_python"):  # nox >= 2025.x
     nox.options.download_python = "never"
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # only interpreters already here
+os.environ.update(install.bytecode_settings(os.environ))  # .pyc files where Python writes none
 
 # A checkout nox cannot write to: one line now, not nox's traceback when a session starts.
 if envdir.problem(ROOT, sys.argv):
@@ -100,7 +101,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def ci(session: nox.Session) -> None:
-    """What CI runs: linters, unit, tests-cpu cells + summary, shuffled, coverage, Action, sweep."""
+    """What CI runs: linters, unit, tests-cpu cells + summary, coverage, Action, torch sweep."""
     HARNESS.ci(session)
 
 

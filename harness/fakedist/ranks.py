@@ -37,9 +37,18 @@ class RankError:
     error: str  # "ValueError: message", one line
     where: str | None
 
-    def render(self) -> str:
-        where = f"  at {self.where}" if self.where else ""
-        return f"  rank {self.rank} raised {self.error}{where}"
+
+def _error_lines(errors: Sequence[RankError]) -> list[str]:
+    """One line per distinct error: ranks that raised the same thing at the same place share
+    it (``ranks 0-63 raised ...``), in the order of the first rank of each."""
+    same: dict[tuple[str, str | None], list[int]] = {}
+    for e in errors:
+        same.setdefault((e.error, e.where), []).append(e.rank)
+    lines = []
+    for (error, where), ranks in same.items():
+        who = f"rank {ranks[0]}" if len(ranks) == 1 else f"ranks {format_ranks(ranks)}"
+        lines.append(f"  {who} raised {error}" + (f"  at {where}" if where else ""))
+    return lines
 
 
 @dataclass
@@ -65,8 +74,7 @@ class RankReport:
             calls = sum(len(log) for log in self.logs.values())
             return f"{checked} agree ({calls} collective calls compared)"
         lines = [f"{checked} checked: {self._problems()}"]
-        if self.errors:
-            lines += [e.render() for e in self.errors]
+        lines += _error_lines(self.errors)
         if self.divergences:
             lines.append(self.divergences[0].render())
             more = self.divergences[1:]

@@ -53,7 +53,8 @@ def _fsdp2_tp_step(world: Any) -> None:
     mesh = init_device_mesh("cpu", (world.world_size // tp, tp), mesh_dim_names=("dp", "tp"))
     torch.manual_seed(0)
     plan = {"net1": ColwiseParallel(), "net2": RowwiseParallel()}
-    model = parallelize(MLP(hidden=4 * tp), mesh["tp"], plan)
+    # net1's dim 0 is split tp x dp ways: even, since torch before 2.8 refuses uneven FSDP2+TP
+    model = parallelize(MLP(hidden=world.world_size), mesh["tp"], plan)
     fully_shard(model, mesh=mesh["dp"])
     model(torch.randn(2, 10)).sum().backward()
 
@@ -231,6 +232,22 @@ def test_a_rank_that_raises_is_reported_as_its_failure() -> None:
     assert report.divergences == []  # the others agree; the failed rank is left out
     with pytest.raises(RankMismatch, match="1 rank\\(s\\) raised"):
         report.check()
+
+
+def test_ranks_that_raise_the_same_error_share_one_line() -> None:
+    def body(world: Any) -> None:
+        if dist.get_rank() != 2:
+            raise NotImplementedError("uneven sharding")
+        dist.barrier()
+
+    lines = check_ranks(body, 6).render().splitlines()
+    assert lines[0] == "6 of 6 ranks checked: 5 rank(s) raised"
+    assert re.fullmatch(
+        r"  ranks 0, 1, 3-5 raised NotImplementedError: uneven sharding"
+        r"  at test_rank_agreement\.py:\d+",
+        lines[1],
+    )
+    assert len(lines) == 2
 
 
 def test_an_explicit_list_of_ranks() -> None:

@@ -15,6 +15,7 @@ from fakedist.tooling.install import (
     TORCH_ABSENT_SNIPPET,
     IndexSettings,
     Sources,
+    bytecode_settings,
     constraints_text,
     deps_install_argv,
     fakedist_install_argv,
@@ -131,7 +132,6 @@ def test_uv_official_index_plain() -> None:
         "uv",
         "pip",
         "install",
-        "--compile-bytecode",
         "--python",
         PY,
         "--index-url",
@@ -157,7 +157,6 @@ def test_uv_default_carries_pip_configuration() -> None:
         "uv",
         "pip",
         "install",
-        "--compile-bytecode",
         "--python",
         PY,
         "--extra-index-url",
@@ -184,13 +183,13 @@ def test_pip_default_adds_nothing_pip_reads_its_own_configuration() -> None:
 
 def test_uv_carries_pip_index_url_unless_uv_has_its_own() -> None:
     pip_only = Sources(pip=IndexSettings("https://mirror.example/simple"))
-    assert torch_install_argv(DEFAULT, "uv", PY, pip_only)[6:] == [
+    assert torch_install_argv(DEFAULT, "uv", PY, pip_only)[5:] == [
         "--index-url",
         "https://mirror.example/simple",
         "torch==2.13.0",
     ]
     both = Sources(pip=pip_only.pip, uv=IndexSettings("https://uv.example/simple"))
-    assert torch_install_argv(DEFAULT, "uv", PY, both)[6:] == ["torch==2.13.0"]
+    assert torch_install_argv(DEFAULT, "uv", PY, both)[5:] == ["torch==2.13.0"]
 
 
 def test_uv_keeps_its_own_extras_and_strategy() -> None:
@@ -199,7 +198,7 @@ def test_uv_keeps_its_own_extras_and_strategy() -> None:
         uv=IndexSettings(None, ("https://u.example",), ("/uvwheels",)),
         uv_index_strategy="first-index",
     )
-    assert torch_install_argv(DEFAULT, "uv", PY, sources)[6:] == [
+    assert torch_install_argv(DEFAULT, "uv", PY, sources)[5:] == [
         "--extra-index-url",
         "https://u.example",
         "--extra-index-url",
@@ -244,7 +243,7 @@ def test_wheelhouse_is_a_find_links() -> None:
         "/wheels",
         "torch==2.13.0",
     ]
-    assert torch_install_argv(cell, "uv", PY, CARRIED)[6:] == [
+    assert torch_install_argv(cell, "uv", PY, CARRIED)[5:] == [
         "--extra-index-url",
         "file:///srv/pypi/simple",
         "--extra-index-url",
@@ -293,7 +292,6 @@ def test_deps_carry_pip_configuration_with_uv() -> None:
         "uv",
         "pip",
         "install",
-        "--compile-bytecode",
         "--python",
         PY,
         "--extra-index-url",
@@ -313,7 +311,6 @@ def test_fakedist_is_installed_without_dependencies() -> None:
         "uv",
         "pip",
         "install",
-        "--compile-bytecode",
         "--python",
         PY,
         "--no-deps",
@@ -357,6 +354,21 @@ def test_failure_message_names_index_version_and_overrides() -> None:
         "configuration; set FAKEDIST_TORCH_INDEX=<mirror URL> or "
         "FAKEDIST_WHEELHOUSE=<folder of wheels>"
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, {}),
+        ({"PYTHONDONTWRITEBYTECODE": "1"}, {"UV_COMPILE_BYTECODE": "1"}),
+        ({"PYTHONDONTWRITEBYTECODE": ""}, {}),  # empty: Python writes them
+        ({"PYTHONDONTWRITEBYTECODE": "1", "UV_COMPILE_BYTECODE": "0"}, {}),  # the user's choice
+    ],
+)
+def test_uv_compiles_bytecode_only_where_python_will_not(
+    env: dict[str, str], expected: dict[str, str]
+) -> None:
+    assert bytecode_settings(env) == expected
 
 
 def test_failure_message_masks_credentials_in_the_index_url() -> None:

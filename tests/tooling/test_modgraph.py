@@ -88,6 +88,27 @@ def test_the_command_prints_the_graph_and_exits_zero() -> None:
     assert "tooling:" in done.stdout
 
 
+def test_the_command_reads_another_tree_and_fails_on_its_cycle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _package(
+        tmp_path, {"__init__.py": "", "a.py": "import fakedist.b\n", "b.py": "import fakedist.a\n"}
+    )
+    assert modgraph.main([str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "cycles: 1\n  fakedist.a <-> fakedist.b\n" in out
+    assert out.endswith("runtime: 3 modules, 2 lines\n")
+
+
+def test_the_command_refuses_a_folder_without_the_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert modgraph.main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"modgraph: expected one folder holding fakedist/, got {str(tmp_path)!r}\n"
+    )
+
+
 @pytest.mark.parametrize("module", ["fakedist.world", "fakedist.plugin"])
 def test_every_module_has_its_line_count(module: str) -> None:
     graph = modgraph.read_graph(HARNESS)

@@ -15,7 +15,7 @@ from fakedist.tooling.action.project import Project
 from fakedist.tooling.devices import DriverVersion
 from fakedist.tooling.matrix import Cell
 from fakedist.tooling.provision import Provisioner
-from fakedist.tooling.sessions import NO_DRIVER, Cells, Harness, load_cells
+from fakedist.tooling.sessions import NO_DRIVER, WORKERS, Cells, Harness, load_cells
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX = str(ROOT / "matrix" / "torch.toml")
@@ -225,7 +225,7 @@ def test_tests_cpu_installs_the_cell_then_runs_the_torch_suites(root: Path) -> N
     harness.tests_cpu(session, cell)
     py = session.bin + "/python"
     constraint = str(session.tmp / "torch-constraint.txt")
-    prefix = ("uv", "pip", "install", "--compile-bytecode", "--python", py)
+    prefix = ("uv", "pip", "install", "--python", py)
     assert session.argvs("install") == [
         ("python", "-c", ""),  # nox skips installs with -R: None then
         (*prefix, "--index-url", "https://download.pytorch.org/whl/cpu", "torch==2.13.0"),
@@ -243,7 +243,7 @@ def test_tests_cpu_installs_the_cell_then_runs_the_torch_suites(root: Path) -> N
     junit = root / "reports" / "junit-2.13-cpu.xml"
     data = root / "reports" / "coverage" / ".coverage.2.13-cpu"
     assert argv == (
-        *("python", "-m", "coverage", "run", "-m", "pytest", "-n", "auto"),
+        *("python", "-m", "coverage", "run", "-m", "pytest", "-n", "auto", "--dist", "worksteal"),
         *(f"--junitxml={junit}", "-o", "junit_family=xunit1", "tests/conformance", "tests/unit"),
     )
     assert kwargs == {"env": {"COVERAGE_FILE": str(data)}, "cwd": root}
@@ -430,7 +430,7 @@ def test_unit_runs_the_tooling_tests_without_torch(root: Path) -> None:
     session = FakeSession(root, name="unit")
     harness.unit(session)
     py = session.bin + "/python"
-    prefix = ("uv", "pip", "install", "--compile-bytecode", "--python", py)
+    prefix = ("uv", "pip", "install", "--python", py)
     assert session.argvs("install") == [
         (*prefix, "-r", "requirements/tooling.txt"),
         (*prefix, "--no-deps", "--reinstall-package", "fakedist", "-e", str(root)),
@@ -439,8 +439,8 @@ def test_unit_runs_the_tooling_tests_without_torch(root: Path) -> None:
     assert ("python", "-c", install.TORCH_ABSENT_SNIPPET) in session.argvs("run")
     argv, kwargs = session.pytest_call()
     junit = root / "reports" / "junit-tooling.xml"
-    assert argv[:8] == ("python", "-m", "coverage", "run", "-m", "pytest", "-n", "auto")
-    assert argv[8:] == (f"--junitxml={junit}", "-o", "junit_family=xunit1", "tests/tooling")
+    assert argv[:10] == ("python", "-m", "coverage", "run", "-m", "pytest", *WORKERS)
+    assert argv[10:] == (f"--junitxml={junit}", "-o", "junit_family=xunit1", "tests/tooling")
     data = root / "reports" / "coverage" / ".coverage.tooling"
     assert kwargs == {"env": {"COVERAGE_FILE": str(data)}, "cwd": root}
     assert session.notified == [("summary", None)]
@@ -498,7 +498,7 @@ def test_ci_notifies_every_part_in_order(root: Path) -> None:
     cells = [f"tests-cpu({c})" for c in harness.cells.cpu_ids]
     sweep = [f"compat-cell(torch{m})" for m in harness.cells.compat_ci]
     assert names == [
-        *("lint", "action-lint", "unit", *cells, "summary", "tests-shuffled", "coverage"),
+        *("lint", "action-lint", "unit", *cells, "summary", "coverage"),
         *("action-selftest", *sweep, "compat-report"),
     ]
     assert not harness.compat_dir.exists()  # the sweep starts from no results

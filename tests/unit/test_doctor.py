@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 
 from fakedist.accelerator import accelerator_info
+from fakedist.tooling import cli
 from fakedist.tooling.devices import detect_nvidia_driver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,15 +63,17 @@ def test_doctor_reports_torch_devices_and_fake_features() -> None:
         assert rows["cuda variant"] == "cpu (no NVIDIA driver found)"
 
 
-def test_doctor_require_accelerator() -> None:
-    proc = run("doctor", "--require-accelerator")
+def test_doctor_require_accelerator(capsys: pytest.CaptureFixture[str]) -> None:
+    # in-process: the test above runs ``python -m fakedist`` as a process already
+    code = cli.main(["doctor", "--require-accelerator"])
+    err = capsys.readouterr().err
     if accelerator_info().count:
-        assert proc.returncode == 0, proc.stderr
+        assert code == 0, err
     else:
         build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "cpu"
         driver = detect_nvidia_driver() or "none"
-        assert proc.returncode == 1
-        assert proc.stderr == (
+        assert code == 1
+        assert err == (
             f"fakedist doctor: torch {torch.__version__} ({build} build) sees no accelerator"
             f" (nvidia driver: {driver})\n"
         )

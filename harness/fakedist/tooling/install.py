@@ -27,6 +27,7 @@ __all__ = [
     "IndexSettings",
     "Installer",
     "Sources",
+    "bytecode_settings",
     "constraints_text",
     "deps_install_argv",
     "fakedist_install_argv",
@@ -161,11 +162,22 @@ class Sources:
 
 def _prefix(installer: Installer, python: str) -> list[str]:
     if installer == "uv":
-        # pip writes .pyc files at install time, uv only when asked: without them every
-        # process that imports torch compiles it again where PYTHONDONTWRITEBYTECODE is set
-        # (common on CI runners), and each gloo worker or pytester subprocess pays seconds.
-        return ["uv", "pip", "install", "--compile-bytecode", "--python", python]
+        return ["uv", "pip", "install", "--python", python]
     return [python, "-m", "pip", "install"]
+
+
+def bytecode_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """uv's setting to write .pyc files at install time, where Python will not write them.
+
+    pip compiles what it installs; uv only when asked. Where ``PYTHONDONTWRITEBYTECODE`` is
+    set (many CI runners set it) nothing ever writes them, and every process that imports
+    torch compiles it again: about 2.4 s more per process on two cores, paid by each xdist
+    worker, pytester subprocess and gloo fork server. Compiling once costs about 11 s per
+    environment. Elsewhere Python caches what it imports by itself: nothing to set.
+    """
+    if env.get("PYTHONDONTWRITEBYTECODE") and "UV_COMPILE_BYTECODE" not in env:
+        return {"UV_COMPILE_BYTECODE": "1"}
+    return {}
 
 
 def _source_args(

@@ -1,6 +1,6 @@
 """fakedist's own module graph, read from the source: import edges, cycles and line counts.
 
-``python -m fakedist.tooling.modgraph`` prints one line per module (its lines and what it
+``python -m fakedist.tooling.modgraph [FOLDER]`` prints one line per module (its lines and what it
 imports), then the cycles (none, or the test fails) and the lines per part. Every ``import``
 statement counts: at module level, inside functions, and under ``TYPE_CHECKING`` alike, since a
 cycle through any of them still ties the modules together.
@@ -141,9 +141,16 @@ def render(graph: Graph) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the graph of the package this module belongs to; 1 on a cycle or a crossing."""
-    del argv
-    graph = read_graph(Path(__file__).resolve().parents[2])
+    """Print the graph of the package this module belongs to, or of the ``fakedist`` under the
+    one folder given (another checkout's ``harness/``, to compare); 1 on a cycle or a crossing,
+    2 on a bad argument."""
+    args = sys.argv[1:] if argv is None else argv
+    root = Path(args[0]) if args else Path(__file__).resolve().parents[2]
+    if len(args) > 1 or not (root / PACKAGE).is_dir():
+        shown = " ".join(args)
+        print(f"modgraph: expected one folder holding {PACKAGE}/, got {shown!r}", file=sys.stderr)
+        return 2
+    graph = read_graph(root)
     print(render(graph))
     return 1 if cycles(graph) or crossings(graph) else 0
 
