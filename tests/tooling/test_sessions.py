@@ -232,7 +232,7 @@ def test_tests_cpu_installs_the_cell_then_runs_the_torch_suites(root: Path) -> N
         ("python", "-c", install.TORCH_VERSION_SNIPPET),
         ("python", "-c", compat.TORCH_BUILD_SNIPPET),
         (*prefix, "--constraint", constraint, "-r", "requirements/test.txt"),
-        (*prefix, "--no-deps", "--reinstall-package", "fakedist", str(root)),
+        (*prefix, "--no-deps", "--reinstall-package", "fakedist", "-e", str(root)),
     ]
     assert Path(constraint).read_text(encoding="utf-8") == "torch==2.13.0+cpu\n"
     marker = Path(session.virtualenv.location) / install.INSTALLED_MARKER

@@ -111,7 +111,7 @@ class Provisioner:
             )
 
     def cell(self, session: Session, cell: Cell) -> str:
-        """torch for the cell, then test deps under a torch constraint, then fakedist.
+        """torch for the cell, then test deps under a torch constraint, then fakedist (editable).
 
         Returns the torch build's JSON (compat.TORCH_BUILD_SNIPPET), also when ``-R`` reused
         a complete install (then as that install recorded it).
@@ -141,8 +141,11 @@ class Provisioner:
         pinned = {"constraints_file": str(constraint), "wheelhouse": cell.wheelhouse}
         deps = (*self.test_deps(), *cell.test_requires)
         run_install(*install.deps_install_argv(kind, python, deps, sources, **pinned))
+        # editable, as in `unit`: the cell imports the checkout's sources, so a reused (-R)
+        # environment tests the code as it is now, never the copy of its first install
+        # (tests/tooling/test_packaging.py builds and installs the wheel itself)
         own = install.fakedist_install_argv(
-            kind, python, str(self.root), sources, wheelhouse=cell.wheelhouse
+            kind, python, str(self.root), sources, wheelhouse=cell.wheelhouse, editable=True
         )
         run_install(*own)
         if self.project is not None and self.project.install:
