@@ -74,3 +74,5 @@ def test_an_envdir_nox_cannot_create_is_one_line(tmp_path: Path) -> None:
         f"fakedist: nox cannot create its environments in {tmp_path / 'blocker' / 'envs'}"
         f" ({tmp_path / 'blocker'} is not a folder); run nox with --envdir <a writable folder>"
     )
+    doc = " ".join((ROOT / "docs" / "bad-inputs.md").read_text(encoding="utf-8").split())
+    assert "`fakedist: nox cannot create its environments in /repo/.nox (read-only file" in doc

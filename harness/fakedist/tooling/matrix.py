@@ -23,6 +23,9 @@ else:  # pragma: no cover - exercised only on Python < 3.11
     import tomli as tomllib
 
 __all__ = [
+    "MINOR_PATTERN",
+    "PYTHON_PATTERN",
+    "RELEASE_PATTERN",
     "Cell",
     "CudaChoiceError",
     "Matrix",
@@ -50,9 +53,9 @@ ENV_WHEELHOUSE = "FAKEDIST_WHEELHOUSE"
 Kind = Literal["cpu", "cuda"]
 
 # PEP 440 release versions, normalized, no local part: 2.13.0, 2.16.0.dev0, 2.14.0rc1
-_RELEASE = re.compile(r"\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?")
-_MINOR = re.compile(r"\d+\.\d+")
-_PYTHON = re.compile(r"3\.\d+")
+RELEASE_PATTERN = re.compile(r"\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?")
+MINOR_PATTERN = re.compile(r"\d+\.\d+")
+PYTHON_PATTERN = re.compile(r"3\.\d+")
 _VARIANT_NAME = re.compile(r"cpu|xpu|cu\d{2,3}|rocm\d+(?:\.\d+)*")
 _DRIVER = re.compile(r"\d+(?:\.\d+){0,3}")
 # a plain requirement: a name and optional version bounds, no URLs, options or markers
@@ -262,7 +265,7 @@ def _variant(check: _Checker, name: str, raw: Any) -> Variant:
     for needed in ("cuda", "min_driver"):
         if needed not in data:
             raise check.fail(f"{key}.{needed}", "missing field")
-    cuda = check.string(data["cuda"], f"{key}.cuda", _MINOR, "a CUDA version like 12.6")
+    cuda = check.string(data["cuda"], f"{key}.cuda", MINOR_PATTERN, "a CUDA version like 12.6")
     if "cu" + cuda.replace(".", "") != name:
         raise check.fail(f"{key}.cuda", f"{cuda!r} does not match the variant name {name!r}")
     driver = check.string(
@@ -280,15 +283,17 @@ def _release(
     nightly = data.get("nightly", False)
     if not isinstance(nightly, bool):
         raise check.fail(f"torch[{index}].nightly", f"expected true or false, got {nightly!r}")
-    minor_pattern = re.compile(r"[a-z][a-z0-9-]*") if nightly else _MINOR
+    minor_pattern = re.compile(r"[a-z][a-z0-9-]*") if nightly else MINOR_PATTERN
     minor = check.string(data["minor"], f"torch[{index}].minor", minor_pattern, "a minor like 2.13")
     key = f"torch[{minor}]"
     version = check.string(
-        data["version"], f"{key}.version", _RELEASE, "a PEP 440 version like 2.13.0"
+        data["version"], f"{key}.version", RELEASE_PATTERN, "a PEP 440 version like 2.13.0"
     )
     if not nightly and not version.startswith(minor + "."):
         raise check.fail(f"{key}.version", f"{version!r} is not a {minor} release")
-    python = check.strings(data["python"], f"{key}.python", _PYTHON, "a Python version like 3.11")
+    python = check.strings(
+        data["python"], f"{key}.python", PYTHON_PATTERN, "a Python version like 3.11"
+    )
     names = check.strings(data["variants"], f"{key}.variants", _VARIANT_NAME, "a variant name")
     for i, name in enumerate(names):
         if name not in variants:
@@ -369,7 +374,9 @@ def load_matrix(path: str | Path) -> Matrix:
         raise check.fail("defaults.variant", f"unknown variant {default_variant!r}")
     compat: tuple[str, ...] = ()
     if "compat" in defaults:
-        compat = check.strings(defaults["compat"], "defaults.compat", _MINOR, "a torch minor")
+        compat = check.strings(
+            defaults["compat"], "defaults.compat", MINOR_PATTERN, "a torch minor"
+        )
         for i, minor in enumerate(compat):
             if minor not in minors:
                 raise check.fail(f"defaults.compat[{i}]", f"{minor!r} has no [[torch]] entry")
@@ -421,9 +428,9 @@ def _requested(matrix: Matrix, value: str) -> list[tuple[TorchRelease, str]]:
     for part in (p.strip() for p in token.split(",")):
         if not part:
             continue
-        if _MINOR.fullmatch(part):
+        if MINOR_PATTERN.fullmatch(part):
             minor, version = part, None
-        elif _RELEASE.fullmatch(part):
+        elif RELEASE_PATTERN.fullmatch(part):
             minor, version = ".".join(part.split(".")[:2]), part
         elif part in {r.minor for r in matrix.releases}:
             minor, version = part, None
@@ -503,7 +510,7 @@ def select_cells(
     the running interpreter.
     """
     py = env.get(ENV_PYTHON, "").strip() or python or "{}.{}".format(*sys.version_info[:2])
-    if not _PYTHON.fullmatch(py):
+    if not PYTHON_PATTERN.fullmatch(py):
         raise MatrixError(f"{ENV_PYTHON}: {py!r} is not a Python version like 3.11")
     forced = env.get(ENV_CUDA, "").strip() or None
     if forced is not None and forced not in matrix.variants:

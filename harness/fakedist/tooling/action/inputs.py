@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from fakedist.tooling import devices, pytest_args
+from fakedist.tooling import devices, matrix, pytest_args
 from fakedist.tooling.matrix import (
     ENV_INDEX,
     ENV_PYTHON,
@@ -70,8 +70,11 @@ UNRECORDED = ("index-url",)
 # Characters a shell would act on; refused in every input even though no shell is used.
 _METACHARS = (";", "|", "&", "`", "$", "<", ">", "\n", "\r", "\0")
 _PATH_INPUTS = ("working-directory", "tests", "install", "coverage-source")
-_TORCH_TOKEN = re.compile(r"default|all|nightly|\d+\.\d+(?:\.\d+(?:(?:a|b|rc)\d+)?)?")
-_PYTHON = re.compile(r"3\.\d+")
+# the matrix's own version patterns, plus the words FAKEDIST_TORCH accepts
+_TORCH_TOKEN = re.compile(
+    rf"default|all|nightly|{matrix.MINOR_PATTERN.pattern}|{matrix.RELEASE_PATTERN.pattern}"
+)
+_PYTHON = matrix.PYTHON_PATTERN
 _PATHISH = re.compile(r"[A-Za-z0-9_.\-/]+")
 _TEST = re.compile(r"[A-Za-z0-9_.\-/]+(?:::[^\s:][^\s]*)?")
 _INSTALL = re.compile(r"[A-Za-z0-9_.\-/]+(?:\[[A-Za-z0-9_,.\-]+\])?(?:==[A-Za-z0-9_.+!\-]+)?")
