@@ -29,8 +29,9 @@ os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # only interpreters alrea
 os.environ.update(install.bytecode_settings(os.environ))  # .pyc files where Python writes none
 
 # A checkout nox cannot write to: one line now, not nox's traceback when a session starts.
-if envdir.problem(ROOT, sys.argv):
-    sys.exit(envdir.problem(ROOT, sys.argv))
+PROBLEM = envdir.problem(ROOT, sys.argv)
+if PROBLEM:
+    sys.exit(PROBLEM)
 
 # Reads the matrix now: nox parametrises the cell sessions when it imports this file.
 HARNESS = Harness.load(ROOT, os.environ, nox.command.CommandFailed)
